@@ -1,0 +1,76 @@
+"""The `privsep` command line: a thin dispatcher over one module per command group.
+
+Each command module exposes `register(subparsers)`, which adds its sub-commands
+and sets `func` on them. Modules import their heavy dependencies inside the
+command functions, so `privsep --help` and quick commands stay fast.
+
+Errors: a command raises `CliError` (or any `PrivsepError`) and the dispatcher
+prints one `error: ...` line to stderr and exits with its code (2 by default);
+no traceback reaches the user for anticipated failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from privsep._errors import LayoutError, PrivsepError
+
+# Command modules, in the order their commands appear in `privsep --help`.
+_COMMAND_MODULES = (
+    "privsep._cli._layout_cmds",  # check, inspect
+    "privsep._cli._run_cmds",  # run, probe, shell
+    "privsep._cli._dhcp_cmd",  # dhcp
+    "privsep._cli._lab_cmd",  # lab
+)
+
+
+class CliError(PrivsepError):
+    """A user-facing failure: printed as one line, exit code `code`."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="privsep",
+        description=(
+            "Run Linux system services as small, privilege-separated processes "
+            "declared by a YAML layout."
+        ),
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # a command group not built yet
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    try:
+        result = args.func(args)
+    except LayoutError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except PrivsepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)

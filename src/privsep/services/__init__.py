@@ -1,0 +1,1 @@
+"""Daemons built on privsep, one sub-package each."""

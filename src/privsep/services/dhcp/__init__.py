@@ -1,0 +1,1 @@
+"""The privilege-separated DHCPv4 client (codec, sans-IO engine, processes)."""

@@ -1,0 +1,1 @@
+"""Test helpers for privsep users: a network lab with real DHCP servers."""

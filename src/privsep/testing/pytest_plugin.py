@@ -1,0 +1,1 @@
+"""pytest fixtures for the network lab (placeholder until the lab lands)."""
