@@ -21,7 +21,8 @@ from privsep._errors import LayoutError, PrivsepError
 # Command modules, in the order their commands appear in `privsep --help`.
 _COMMAND_MODULES = (
     "privsep._cli._layout_cmds",  # check, inspect
-    "privsep._cli._run_cmds",  # run, probe, shell
+    "privsep._cli._run_cmds",  # run
+    "privsep._cli._sandbox_cmds",  # probe, shell
     "privsep._cli._dhcp_cmd",  # dhcp
     "privsep._cli._lab_cmd",  # lab
 )
