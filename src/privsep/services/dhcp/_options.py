@@ -409,6 +409,8 @@ def _dec_raw(code: int, data: bytes) -> OptionValue:
 
 
 _MAX_NAME = 255  # RFC 1035 3.1: a name is at most 255 octets on the wire
+# Bytes a label may hold: printable ASCII except "." and "\\" (no escaping games).
+_LABEL_BYTES: Final = bytes(b for b in range(0x21, 0x7F) if b not in (0x2E, 0x5C))
 
 
 def _dec_domain_list(code: int, data: bytes) -> OptionValue:
@@ -449,7 +451,7 @@ def _dec_domain_list(code: int, data: bytes) -> OptionValue:
             wire_len += 1 + length
             if wire_len >= _MAX_NAME:
                 raise MalformedOption(code, "name longer than 255 bytes")
-            if any(b < 0x21 or b > 0x7E or b in (0x2E, 0x5C) for b in label):
+            if label.translate(None, _LABEL_BYTES):
                 raise MalformedOption(code, "label with a character outside printable ASCII")
             labels.append(label.decode("ascii"))
             cursor += 1 + length
@@ -505,6 +507,108 @@ _DECODERS: Final[dict[OptionKind, _Decoder]] = {
 _DECODER_BY_CODE: Final[dict[int, _Decoder]] = {
     code: _DECODERS[kind] for code, (_, kind) in OPTIONS.items()
 }
+
+
+# -- fast validation ---------------------------------------------------------------
+# decode_message validates every known option. Building the values (addresses,
+# networks) costs more than the rest of the parse, so each kind has a cheap
+# check that answers True only for payloads its decoder accepts; anything else
+# goes to the decoder, which has the final word and the precise error.
+
+_Check = Callable[[bytes], bool]
+
+
+def _chk_routes(data: bytes) -> bool:
+    pos = 0
+    end = len(data)
+    while pos < end:
+        width = data[pos]
+        if width > 32:
+            return False
+        pos += 5 + (width + 7) // 8
+    return 0 < end == pos
+
+
+def _chk_domains(data: bytes) -> bool:
+    # The decoder's walk, without building names: a pointer is resolved in one
+    # step when it lands on a label start already checked in an earlier name
+    # (whose remaining length is known); any other pointer goes to the decoder.
+    suffix: dict[int, int] = {}  # label start -> wire bytes from there to its name's end
+    pos = 0
+    end = len(data)
+    while pos < end:
+        start = pos
+        starts: list[tuple[int, int]] = []
+        length = 0
+        while True:
+            if pos >= end:
+                return False
+            n = data[pos]
+            if n == 0:
+                tail = 1
+                pos += 1
+                break
+            if n >= 0xC0:
+                if pos + 1 >= end:
+                    return False
+                target = ((n & 0x3F) << 8) | data[pos + 1]
+                if target >= start or target not in suffix:
+                    return False
+                tail = suffix[target]
+                pos += 2
+                break
+            label = data[pos + 1 : pos + 1 + n]
+            if n >= 0x40 or len(label) != n or label.translate(None, _LABEL_BYTES):
+                return False
+            starts.append((pos, length))
+            length += 1 + n
+            pos += 1 + n
+        total = length + tail
+        if total > _MAX_NAME:
+            return False
+        for label_start, before in starts:
+            suffix[label_start] = total - before
+    return True
+
+
+def _chk_string(data: bytes) -> bool:
+    text = data.rstrip(b"\x00")
+    return text.isascii() and b"\x00" not in text
+
+
+_CHECKS: Final[dict[OptionKind, _Check]] = {
+    _K.IP: lambda d: len(d) == 4,
+    _K.IP_LIST: lambda d: len(d) > 0 and len(d) % 4 == 0,
+    _K.IP_PAIRS: lambda d: len(d) > 0 and len(d) % 8 == 0,
+    _K.U8: lambda d: len(d) == 1,
+    _K.U16: lambda d: len(d) == 2,
+    _K.U32: lambda d: len(d) == 4,
+    _K.I32: lambda d: len(d) == 4,
+    _K.BOOL: lambda d: d in (b"\x00", b"\x01"),
+    _K.FLAG: lambda d: not d,
+    _K.STRING: _chk_string,
+    _K.DOMAIN_LIST: _chk_domains,
+    _K.CLASSLESS_ROUTES: _chk_routes,
+    _K.MESSAGE_TYPE: lambda d: len(d) == 1 and d[0] in MessageType._value2member_map_,
+    _K.OVERLOAD: lambda d: d in (b"\x01", b"\x02", b"\x03"),
+    _K.U8_LIST: lambda d: len(d) > 0,
+    _K.CLIENT_ID: lambda d: len(d) >= 2,
+    _K.RAW: lambda d: True,
+}
+
+_CHECK_BY_CODE: Final[dict[int, _Check]] = {
+    code: _CHECKS[kind] for code, (_, kind) in OPTIONS.items()
+}
+
+
+def check_option(code: int, payload: bytes) -> None:
+    """Raise `MalformedOption` if `decode_option(code, payload)` would; else return.
+
+    The same verdict as decode_option, without building the value.
+    """
+    check = _CHECK_BY_CODE.get(code)
+    if check is not None and not check(payload):
+        _DECODER_BY_CODE[code](code, payload)
 
 
 def decode_option(code: int, payload: bytes) -> OptionValue:
@@ -579,7 +683,7 @@ def _enc_i32(code: int, value: OptionValue) -> bytes:
 
 
 def _enc_bool(code: int, value: OptionValue) -> bytes:
-    if value not in (0, 1) or not isinstance(value, int):
+    if not isinstance(value, int) or value not in (0, 1):
         raise ValueError(f"option {code}: needs a bool")
     return b"\x01" if value else b"\x00"
 
@@ -601,13 +705,14 @@ def _enc_string(code: int, value: OptionValue) -> bytes:
 def _enc_message_type(code: int, value: OptionValue) -> bytes:
     _want(code, value, int)
     assert isinstance(value, int)
-    if value not in MessageType._value2member_map_:
-        raise ValueError(f"option {code}: unknown message type {value}")
-    return bytes((value,))
+    try:
+        return bytes((MessageType(value),))
+    except ValueError:
+        raise ValueError(f"option {code}: unknown message type {value}") from None
 
 
 def _enc_overload(code: int, value: OptionValue) -> bytes:
-    if value not in (1, 2, 3) or not isinstance(value, int):
+    if not isinstance(value, int) or value not in (1, 2, 3):
         raise ValueError(f"option {code}: overload is 1, 2 or 3")
     return bytes((value,))
 
@@ -645,12 +750,12 @@ def _enc_domain_list(code: int, value: OptionValue) -> bytes:
         assert isinstance(name, str)
         wire = bytearray()
         for label in name.split(".") if name else ():
-            raw = label.encode("ascii", "replace")
+            raw = label.encode("utf-8")
             if not 1 <= len(raw) <= 63 or any(b < 0x21 or b > 0x7E or b == 0x5C for b in raw):
                 raise ValueError(f"option {code}: bad label {label!r} in {name!r}")
             wire += bytes((len(raw),)) + raw
         wire.append(0)
-        if len(wire) > _MAX_NAME - 1:
+        if len(wire) > _MAX_NAME:
             raise ValueError(f"option {code}: name {name!r} too long")
         out += wire
     return bytes(out)

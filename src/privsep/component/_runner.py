@@ -1,0 +1,127 @@
+"""The runner: the last step of the exec helper, inside the sandbox, as pid 1.
+
+Entry components: import the module, `prepare(ctx)`, locks, `entry(ctx)`.
+For an `async def` entry the event loops come first (asyncio, and pycapnp's
+KJ loop when the process has channels, through `privsep.rpc.run_async`), the
+locks are put on inside them, then the entry is awaited. A process exits 0
+when its entry returns, 1 (after a JSON log line) when it raises.
+
+`script` (privsep probe): the file runs as `__main__` after every lock.
+`argv` (privsep shell, `command:` processes): exec'ed after every lock.
+"""
+
+# ruff: noqa: PLC0415 - rarely needed modules load where needed: start-up time
+
+from __future__ import annotations
+
+import os
+import sys
+
+from privsep.component._context import Context
+from privsep.sandbox import _lock
+
+CO_COROUTINE = 0x80
+
+
+def _import(spec: str) -> object:
+    module_name, _, attribute = spec.partition(":")
+    module = __import__(module_name, fromlist=["_"])
+    target: object = module
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def _fail(name: str, event: str, exc: BaseException) -> None:
+    from privsep import _log
+
+    _log.configure(name)
+    logger = _log.get_logger("privsep.component")
+    logger.error(event, exc_info=exc, extra={"fields": {"error": str(exc)}})
+
+
+def run(plan: dict[str, object]) -> None:
+    name = str(plan["name"])
+    spec = plan["run"]
+    assert isinstance(spec, dict)
+
+    def lock() -> None:
+        _lock.apply(plan)
+
+    sys.path[:] = list(spec["sys_path"])
+    mode = spec["mode"]
+    if mode == "argv":
+        argv = list(spec["argv"])
+        try:
+            lock()
+        except BaseException as exc:
+            _fail(name, "sandbox-lock-failed", exc)
+            os._exit(125)
+        os.execve(argv[0], argv, os.environ)  # noqa: S606 - the layout's command, after the locks
+    if mode == "script":
+        _run_script(name, str(spec["script"]), spec["source"], lock)
+        return
+    fds = {fd_name: 3 + i for i, fd_name in enumerate(spec["fd_names"])}
+    ctx = Context(name, fds, spec["params"], spec["channels"])
+    try:
+        entry = _import(str(spec["entry"]))
+        if spec["prepare"]:
+            prepare = _import(str(spec["prepare"]))
+            prepare(ctx)  # type: ignore[operator]
+    except BaseException as exc:
+        _fail(name, "component-prepare-failed", exc)
+        sys.exit(1)
+    code = getattr(entry, "__code__", None)
+    try:
+        if code is not None and code.co_flags & CO_COROUTINE:
+            _run_async(entry, ctx, lock, spec["channels"])
+        else:
+            try:
+                lock()
+            except BaseException as exc:
+                _fail(name, "sandbox-lock-failed", exc)
+                os._exit(125)
+            entry(ctx)  # type: ignore[operator]
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        _fail(name, "component-failed", exc)
+        sys.exit(1)
+    sys.exit(0)
+
+
+def _run_async(entry: object, ctx: Context, lock: object, channels: object) -> None:
+    assert callable(entry)
+    assert callable(lock)
+    assert isinstance(channels, dict)
+    if channels:
+        from privsep.rpc import run_async
+
+        schemas = sorted({schema for schema, _, _ in channels.values()})
+        run_async(entry, ctx, before=lock, schemas=schemas)
+        return
+    import asyncio
+
+    async def body() -> None:
+        lock()
+        await entry(ctx)
+
+    asyncio.run(body())
+
+
+def _run_script(name: str, path: str, source: object, lock: object) -> None:
+    assert isinstance(source, bytes)
+    assert callable(lock)
+    code = compile(source, path, "exec")
+    main = sys.modules["__main__"]
+    namespace = main.__dict__
+    namespace.clear()
+    namespace.update({"__name__": "__main__", "__file__": path, "__builtins__": __builtins__})
+    sys.argv[:] = [path]
+    try:
+        lock()
+    except BaseException as exc:
+        _fail(name, "sandbox-lock-failed", exc)
+        os._exit(125)
+    exec(code, namespace)  # noqa: S102 - the probe script is the point
+    sys.exit(0)

@@ -1,0 +1,66 @@
+"""`privsep probe` and `privsep shell` as a user runs them: a subprocess, exact output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.sandbox
+
+LAYOUT = Path(__file__).parent / "layouts" / "probes.yaml"
+
+
+def privsep(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    if os.geteuid() != 0:
+        pytest.skip("sandboxes need root")
+    return subprocess.run(
+        [sys.executable, "-m", "privsep", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_probe_relays_stdout_and_exit_status_exactly(tmp_path: Path) -> None:
+    script = tmp_path / "probe.py"
+    script.write_text("import sys\nsys.stdout.write('exact\\n  output')\nsys.exit(3)\n")
+    result = privsep("probe", str(LAYOUT), "plain", str(script))
+    assert result.returncode == 3
+    assert result.stdout == "exact\n  output"
+
+
+def test_probe_of_an_unknown_process_is_a_one_line_error(tmp_path: Path) -> None:
+    script = tmp_path / "probe.py"
+    script.write_text("pass\n")
+    result = privsep("probe", str(LAYOUT), "nobody", str(script))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no process 'nobody'")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_probe_script_exception_exits_1_with_its_traceback(tmp_path: Path) -> None:
+    script = tmp_path / "probe.py"
+    script.write_text("raise RuntimeError('from inside')\n")
+    result = privsep("probe", str(LAYOUT), "plain", str(script))
+    assert result.returncode == 1
+    assert "RuntimeError: from inside" in result.stderr
+
+
+def test_shell_runs_a_command_in_the_sandbox() -> None:
+    result = privsep("shell", str(LAYOUT), "plain", "--", "/bin/sh", "-c", "id -u; echo $$; exit 4")
+    assert result.returncode == 4
+    uid, pid = result.stdout.split()
+    assert 61184 <= int(uid) <= 65519
+    assert pid == "1"
+
+
+def test_shell_reads_commands_from_stdin() -> None:
+    result = privsep("shell", str(LAYOUT), "plain", stdin="echo in-sandbox; cat /etc/shadow\n")
+    assert result.stdout == "in-sandbox\n"
+    assert result.returncode != 0
