@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from privsep._cli import CliError, main
+
+COUNTER_LAYOUT = Path(__file__).resolve().parents[1] / "examples" / "counter" / "layout.yaml"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -41,3 +45,21 @@ def test_cli_error_prints_one_line(
     monkeypatch.setattr("privsep._cli.build_parser", lambda: parser)
     assert main([]) == 3
     assert capsys.readouterr().err == "error: broken on purpose\n"
+
+
+def test_closed_stdout_gives_no_traceback() -> None:
+    # `privsep inspect --json | head`: the reader is gone before we write.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "privsep", "inspect", "--json", str(COUNTER_LAYOUT)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141
+    assert "Traceback" not in result.stderr

@@ -38,3 +38,11 @@ def test_dhcp_engine_import_does_not_pull_in_the_actuator() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_sdk_facades() -> None:
+    import privsep.component
+    import privsep.sandbox
+
+    assert sorted(privsep.sandbox.__all__) == ["SandboxError", "Sandboxed", "spawn"]
+    assert privsep.component.__all__ == ["Context"]

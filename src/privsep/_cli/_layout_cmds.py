@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from privsep._cli import add_layout_arguments
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = subparsers.add_parser(
@@ -13,8 +15,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Validate LAYOUT. Exit 0 when valid; else exit 2 and print one "
         "'file:line: message' line per problem on stderr.",
     )
-    check.add_argument("layout", metavar="LAYOUT")
-    _add_set(check)
+    add_layout_arguments(check)
     check.set_defaults(func=_check)
 
     inspect = subparsers.add_parser(
@@ -23,21 +24,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Show, per process in start order: uid, capabilities, new namespaces, "
         "seccomp, landlock rules, fds and exposure.",
     )
-    inspect.add_argument("layout", metavar="LAYOUT")
+    add_layout_arguments(inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _add_set(inspect)
     inspect.set_defaults(func=_inspect)
-
-
-def _add_set(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a layout parameter (repeatable)",
-    )
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from privsep._cli import add_layout_arguments
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -20,15 +22,7 @@ def register(subparsers: Any) -> None:
             "and log as JSON lines on stderr. SIGTERM/SIGINT stops cleanly."
         ),
     )
-    parser.add_argument("layout", metavar="LAYOUT", help="the layout file (YAML)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a layout parameter (repeatable)",
-    )
+    add_layout_arguments(parser)
     parser.add_argument(
         "--stop-timeout",
         type=float,

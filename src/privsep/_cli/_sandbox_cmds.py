@@ -19,7 +19,7 @@ import socket
 import sys
 from typing import Any
 
-from privsep._cli import CliError
+from privsep._cli import CliError, add_layout_arguments
 
 
 def register(subparsers: Any) -> None:
@@ -29,10 +29,9 @@ def register(subparsers: Any) -> None:
         description="Run SCRIPT as __main__ inside PROCESS's exact final sandbox "
         "(after every lock); relay its stdout and exit status.",
     )
-    probe.add_argument("layout", metavar="LAYOUT")
+    add_layout_arguments(probe)
     probe.add_argument("process", metavar="PROCESS")
     probe.add_argument("script", metavar="SCRIPT.py")
-    probe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     probe.set_defaults(func=_probe)
 
     shell = subparsers.add_parser(
@@ -41,9 +40,8 @@ def register(subparsers: Any) -> None:
         description="Run CMD (default /bin/sh) in PROCESS's sandbox, with execve "
         "allowed and the executable directories bound (see docs/sandbox.md).",
     )
-    shell.add_argument("layout", metavar="LAYOUT")
+    add_layout_arguments(shell)
     shell.add_argument("process", metavar="PROCESS")
-    shell.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     shell.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ...")
     shell.set_defaults(func=_shell)
 
@@ -57,7 +55,7 @@ def _run(args: argparse.Namespace, *, script: str | None, argv: list[str] | None
     from privsep.sandbox import spawn
     from privsep.sandbox._resources import open_resources
 
-    layout = load_layout(args.layout, parse_set(args.set))
+    layout = load_layout(args.layout, parse_set(args.overrides))
     try:
         process = layout.process(args.process)
     except KeyError:

@@ -421,8 +421,9 @@ class Supervisor:
     def _orphans(self) -> set[int]:
         """Sandboxed processes re-parented to us: children in another pid namespace.
 
-        Exec helpers (our own children) stay in our pid namespace, and so does
-        any other child of this process, which is therefore never touched.
+        Each component is pid 1 of its own pid namespace, so the components we
+        track are excluded by pid; a child of this process in our own pid
+        namespace (anything not started through `spawn`) is never touched.
         """
         ours = {c.handle.pid for c in self._children.values() if c.handle is not None}
         own_ns = Path("/proc/self/ns/pid").stat().st_ino

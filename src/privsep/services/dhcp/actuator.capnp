@@ -23,10 +23,24 @@ struct Configuration {
   leaseTime @9 :UInt32;        # seconds; 0xffffffff: infinite
   stateBlob @10 :Data;         # the engine's serialised lease, stored opaquely
   interfaceIndex @11 :UInt32;  # 0: the actuator's own; anything else must equal it
+  hookEvent @12 :Text;         # "bound" or "renew" ("" = no hook), run after applying
+  hookEnv @13 :List(HookVar);  # the hook's variables (udhcpc names), data only
+}
+
+struct HookVar {
+  key @0 :Text;
+  value @1 :Text;
 }
 
 interface Actuator {
   applyLease @0 (config :Configuration) -> ();
   deconfigure @1 (reason :Text) -> ();
   loadState @2 () -> (blob :Data);
+}
+
+# What the dhcp-engine process gets: the Actuator plus hook notifications.
+interface EngineActuator extends(Actuator) {
+  # Run the hook for an event that changes nothing here: "leasefail", "nak",
+  # or "deconfig" when nothing is configured (udhcpc's deconfig at start).
+  notify @0 (event :Text, env :List(HookVar)) -> ();
 }
