@@ -244,6 +244,8 @@ def descendants(root: int | None = None) -> set[int]:
 @dataclass(frozen=True, slots=True)
 class ProcessMemory:
     pid: int
+    ppid: int
+    name: str  # /proc/PID/comm (a sandboxed process may have set it)
     command: str
     rss_kib: int
     pss_kib: int
@@ -256,6 +258,7 @@ def process_memory(pids: Iterable[int]) -> list[ProcessMemory]:
         try:
             rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
         values = {}
@@ -266,7 +269,9 @@ def process_memory(pids: Iterable[int]) -> list[ProcessMemory]:
         if "Rss" not in values:
             continue  # a zombie has no mappings
         command = " ".join(a.decode(errors="replace") for a in argv if a)[:160]
-        found.append(ProcessMemory(pid, command, values["Rss"], values.get("Pss", 0)))
+        name = stat[stat.find("(") + 1 : stat.rfind(")")]
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
+        found.append(ProcessMemory(pid, ppid, name, command, values["Rss"], values.get("Pss", 0)))
     return found
 
 

@@ -91,15 +91,57 @@ def _ms(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round((b - a) * 1000.0, 3)
 
 
-def _memory(pids: set[int]) -> Json:
+def _roles(log: Path) -> dict[int, str]:
+    """pid -> layout process name, from the privsep supervisor's `start` log events."""
+    roles = {}
+    with contextlib.suppress(OSError):
+        for line in log.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict) and event.get("event") == "start":
+                    roles[int(event["pid"])] = str(event.get("child"))
+    return roles
+
+
+def _timeline(log: Path, t_exec: float | None) -> dict[str, float]:
+    """First time (ms after exec) of each `process:event` in privsep's JSON log lines."""
+    found: dict[str, float] = {}
+    if t_exec is None:
+        return found
+    with contextlib.suppress(OSError):
+        for line in log.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                event = json.loads(line)
+                label = f"{event['process']}:{event['event']}"
+                found.setdefault(label, round((float(event["ts"]) - t_exec) * 1000.0, 1))
+    return found
+
+
+def _memory(pids: set[int], log: Path) -> Json:
     memory = probe.process_memory(pids)
+    roles = _roles(log)
+    # Top-level: started by us (or re-parented to us); the rest are their children,
+    # e.g. privsep's sandboxed processes under its supervisor.
+    children = [m for m in memory if m.ppid in pids]
     return {
         "processes": [
-            {"pid": m.pid, "command": m.command, "rss_kib": m.rss_kib, "pss_kib": m.pss_kib}
+            {
+                "pid": m.pid,
+                "ppid": m.ppid,
+                "name": roles.get(m.pid, m.name),
+                "command": m.command,
+                "rss_kib": m.rss_kib,
+                "pss_kib": m.pss_kib,
+            }
             for m in memory
         ],
         "pss_kib": sum(m.pss_kib for m in memory),
         "rss_kib": sum(m.rss_kib for m in memory),
+        "children_pss_kib": sum(m.pss_kib for m in children),
     }
 
 
@@ -138,7 +180,7 @@ def one_run(
             found = watch.wait(time.monotonic() + timeout, proc if mode == "oneshot" else None)
             if mode == "daemon" and found is not None:
                 time.sleep(SETTLE)  # let the client settle into its bound state
-                record.update(_memory(probe.descendants() - before))
+                record.update(_memory(probe.descendants() - before, log))
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(EXIT_GRACE if found is not None and mode == "oneshot" else 0.1)
             exited = proc.poll() is not None
@@ -164,6 +206,8 @@ def one_run(
             capture.stop()
         node.flush()
         return record
+    if variant.family == "privsep" and mode == "oneshot":
+        record["timeline_ms"] = _timeline(log, t_exec)
     t_addr, address = found
     t_first = t_ack = None
     if capture is not None:
@@ -274,6 +318,11 @@ def _summary(variant: clients.Variant, status: str, warmup: Json | None, runs: l
     }
     if status == "ok" and not good and runs:
         entry["status"] = f"failed: {runs[0].get('error', '')}"
+    timelines = [r["timeline_ms"] for r in good if r.get("timeline_ms")]
+    if timelines:  # labels seen in every run, by median time
+        common = set.intersection(*(set(t) for t in timelines))
+        medians = {k: round(statistics.median(t[k] for t in timelines), 1) for k in common}
+        entry["median_timeline_ms"] = dict(sorted(medians.items(), key=lambda kv: kv[1]))
     if totals:
         entry.update(
             median_ms=round(statistics.median(totals), 3),
@@ -304,7 +353,9 @@ def _targets(results: Json) -> Json:
     base = results.get("dhclient", {}).get("median_ms")
     median = privsep.get("median_ms")
     ack = privsep.get("median_ack_to_address_ms")
-    pss = privsep.get("daemon", {}).get("pss_kib")
+    daemon = privsep.get("daemon", {})
+    pss = daemon.get("pss_kib")
+    below = daemon.get("children_pss_kib")
 
     def check(value: float | None, limit: float | None) -> Json:
         verdict = None if value is None or limit is None else value <= limit
@@ -315,6 +366,8 @@ def _targets(results: Json) -> Json:
         "start_to_address_ms": check(median, TARGET_RATIO * base if base else None),
         "ack_to_address_ms": check(ack, TARGET_ACK_MS),
         "total_pss_mib": check(round(pss / MIB, 2) if pss else None, TARGET_PSS_MIB),
+        "processes": len(daemon.get("processes", [])),
+        "sandboxed_pss_mib": round(below / MIB, 2) if below else None,
     }
 
 
@@ -378,6 +431,10 @@ def table(kind: str, version: str, server: Json, runs: int) -> str:
                 f" {_mib(daemon.get('pss_kib')):>6} {_mib(daemon.get('rss_kib')):>6}"
             )
     out.append(_target_line(server["targets"]))
+    timeline = server["clients"].get("privsep", {}).get("median_timeline_ms")
+    if timeline:
+        steps = ", ".join(f"{label} {ms:.0f}" for label, ms in timeline.items())
+        out.append(f"privsep log events (median ms after exec): {steps}")
     return "\n".join(out)
 
 
@@ -395,6 +452,11 @@ def _target_line(targets: Json) -> str:
         limit = "-" if t["limit"] is None else f"{t['limit']:.1f}"
         value = "-" if t["value"] is None else f"{t['value']:.1f}"
         parts.append(f"{label}: {value} {unit} (limit {limit}) {verdict}")
+    if targets.get("sandboxed_pss_mib") is not None:
+        parts[-1] += (
+            f" [{targets['processes']} processes; without the supervisor"
+            f" {targets['sandboxed_pss_mib']:.1f} MiB]"
+        )
     return "privsep targets: " + "; ".join(parts)
 
 

@@ -93,16 +93,19 @@ def test_text_that_is_not_hex_exits_2() -> None:
     assert result.stderr.decode().splitlines() == ["error: stdin is not hex text"]
 
 
-def test_an_interface_argument_is_the_future_client() -> None:
+def test_an_interface_argument_is_the_client() -> None:
+    # Never on the host's interfaces: a namespace that does not exist fails up front.
     result = subprocess.run(
-        [sys.executable, "-m", "privsep", "dhcp", "eth0", "-f", "-q"],
+        [sys.executable, "-m", "privsep", "dhcp", "eth0", "-q", "--netns", "privsep-absent-ns"],
         capture_output=True,
         text=True,
         check=False,
         timeout=30,
     )
     assert result.returncode == 2
-    assert result.stderr.splitlines() == ["error: the DHCP client is not available yet"]
+    assert result.stderr.splitlines() == [
+        "error: no network namespace 'privsep-absent-ns' (ip netns list)"
+    ]
 
 
 def test_decode_help_names_the_hex_flag() -> None:
@@ -194,5 +197,23 @@ def test_non_hex_and_future_client_in_process(
 ) -> None:
     code, _, err = _main_with_stdin("\u00e9".encode(), ["--hex"], monkeypatch, capsys)
     assert (code, err) == (2, "error: stdin is not hex text\n")
-    assert main(["dhcp", "eth0"]) == 2
-    assert capsys.readouterr().err == "error: the DHCP client is not available yet\n"
+    assert main(["dhcp", "eth0", "--netns", "privsep-absent-ns"]) == 2
+    assert capsys.readouterr().err == (
+        "error: no network namespace 'privsep-absent-ns' (ip netns list)\n"
+    )
+
+
+def test_client_refuses_the_host_network_under_the_test_guard() -> None:
+    # The pytest plugin sets PRIVSEP_REQUIRE_NETNS for the whole session: a client started
+    # without --netns must stop before touching anything, whatever interface it names.
+    result = subprocess.run(
+        [sys.executable, "-m", "privsep", "dhcp", "lo", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: refusing to run on the host's network: PRIVSEP_REQUIRE_NETNS is set\n"
+    )

@@ -1,36 +1,352 @@
 """`privsep dhcp`: the DHCPv4 client and its tools.
 
-`privsep dhcp decode [--hex]` decodes one message from stdin. Any other first
-argument is the interface of the client (`privsep dhcp IFACE [options]`), which
-another issue provides; until then that path fails with one line.
+- `privsep dhcp IFACE [options]` (or `-i IFACE`): the privilege-separated
+  client, udhcpc-compatible where udhcpc has the option. It loads the layout
+  `privsep/services/dhcp/layout.yaml` with parameters built from the options
+  and runs it under the supervisor in this process (foreground, SIGTERM stops).
+  Exit status: 0 (stopped, or bound with `-q`), 1 (no lease with `-n`, or a
+  process gave up), 2 (bad options). SIGUSR1 renews at once, SIGUSR2 releases
+  (udhcpc's signals, forwarded to dhcp-engine).
+- `privsep dhcp --layout` prints the layout's path.
+- `privsep dhcp decode [--hex]` decodes one message from stdin.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from privsep._cli import CliError
 
-_USAGE = "privsep dhcp decode [--hex]\n       privsep dhcp IFACE [options]"
+_USAGE = (
+    "privsep dhcp IFACE [options]  (or -i IFACE)\n"
+    "       privsep dhcp --layout\n"
+    "       privsep dhcp decode [--hex]"
+)
+
+# udhcpc's option names (-O, -x) -> codes; numbers work too.
+OPTION_NAMES = {
+    "subnet": 1,
+    "timezone": 2,
+    "router": 3,
+    "timesrv": 4,
+    "namesrv": 5,
+    "dns": 6,
+    "logsrv": 7,
+    "lprsrv": 9,
+    "hostname": 12,
+    "bootsize": 13,
+    "domain": 15,
+    "swapsrv": 16,
+    "rootpath": 17,
+    "ipttl": 23,
+    "mtu": 26,
+    "broadcast": 28,
+    "routes": 33,
+    "nisdomain": 40,
+    "nissrv": 41,
+    "ntpsrv": 42,
+    "wins": 44,
+    "lease": 51,
+    "serverid": 54,
+    "message": 56,
+    "vendor": 60,
+    "tftp": 66,
+    "bootfile": 67,
+    "tzstr": 100,
+    "tzdbstr": 101,
+    "search": 119,
+    "sipsrv": 120,
+    "staticroutes": 121,
+    "vlanid": 132,
+    "vlanpriority": 133,
+    "pxeconffile": 209,
+    "pxepathprefix": 210,
+    "reboottime": 211,
+    "ip6rd": 212,
+    "msstaticroutes": 249,
+    "wpad": 252,
+}
+_STRING_OPTIONS = frozenset({12, 15, 17, 40, 56, 60, 66, 67, 100, 101, 209, 210, 252})
+
+EXIT_BOUND = 70  # mirrors privsep.services.dhcp._proc_engine (not imported: start-up time)
+EXIT_NO_LEASE = 71
+
+
+def layout_path() -> Path:
+    import privsep.services.dhcp  # noqa: PLC0415
+
+    return Path(privsep.services.dhcp.__file__).with_name("layout.yaml")
+
+
+# When set (privsep's pytest plugin sets it), `privsep dhcp` refuses to run without --netns.
+REQUIRE_NETNS_ENV = "PRIVSEP_REQUIRE_NETNS"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # prefix_chars="+": every argument after `dhcp` lands in `rest`, parsed below,
+    # so udhcpc's short options (-q, -i eth0, ...) reach our own parser.
     parser = subparsers.add_parser(
         "dhcp",
-        help="the DHCPv4 client; `dhcp decode` decodes a message",
+        help="the DHCPv4 client (udhcpc-compatible); `dhcp decode` decodes a message",
         description="DHCPv4 client (udhcpc-compatible) and tools.",
         usage=_USAGE,
+        prefix_chars="+",
+        add_help=False,
     )
-    parser.add_argument("target", metavar="decode|IFACE", help="`decode`, or the interface")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.set_defaults(func=_dispatch)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.target == "decode":
-        return _decode(args.rest)
-    raise CliError("the DHCP client is not available yet", code=2)
+    rest: list[str] = args.rest
+    if rest[:1] == ["decode"]:
+        return _decode(rest[1:])
+    return _client(rest)
+
+
+def _client_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="privsep dhcp",
+        usage=_USAGE,
+        description=(
+            "Privilege-separated DHCPv4 client: dhcp-network (packet socket), dhcp-engine "
+            "(protocol, no privileges), dhcp-actuator (CAP_NET_ADMIN), dhcp-hook (-s). "
+            "Runs in the foreground, keeping the lease, until SIGTERM."
+        ),
+    )
+    p.add_argument("interface", nargs="?", metavar="IFACE", help="the interface to configure")
+    p.add_argument("-i", "--interface", dest="iface_opt", metavar="IFACE", help="same as IFACE")
+    p.add_argument("--layout", action="store_true", help="print the layout's path and exit")
+    p.add_argument("-f", "--foreground", action="store_true", help="run in the foreground (always)")
+    p.add_argument("-q", "--quit", action="store_true", help="exit once the lease is configured")
+    p.add_argument("-n", "--now", action="store_true", help="exit with status 1 if no lease")
+    p.add_argument(
+        "-t",
+        "--retries",
+        type=int,
+        metavar="N",
+        help="DISCOVERs before leasefail (forever; 3 with -n)",
+    )
+    p.add_argument(
+        "-T",
+        "--timeout",
+        type=float,
+        metavar="SEC",
+        help="pause between DISCOVERs (4..64 s; 3 with -n)",
+    )
+    p.add_argument("-A", "--tryagain", type=float, metavar="SEC", help="wait after leasefail (20)")
+    p.add_argument("-s", "--script", metavar="SCRIPT", help="hook script (udhcpc events)")
+    p.add_argument(
+        "-x", dest="extra", action="append", default=[], metavar="OPT:VAL", help="extra option"
+    )
+    p.add_argument(
+        "-O", dest="request", action="append", default=[], metavar="OPT", help="request option"
+    )
+    p.add_argument("-V", "--vendorclass", metavar="VENDOR", help="vendor class (option 60)")
+    p.add_argument("-r", "--request", dest="requested", metavar="IP", help="request this address")
+    p.add_argument("-R", "--release", action="store_true", help="release the lease on exit")
+    p.add_argument("-a", dest="arp", action="store_true", help="udhcpc: ARP check (= --arp-probe)")
+    p.add_argument("--netns", default="", metavar="NAME", help="the interface's network namespace")
+    p.add_argument("--state-dir", metavar="DIR", help="state directory")
+    p.add_argument("--resolv-conf", metavar="PATH", help="resolv.conf target, or `none`")
+    p.add_argument(
+        "--arp-probe",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="RFC 5227 conflict detection before using an address (default: on)",
+    )
+    p.add_argument("--stop-timeout", type=float, default=5.0, metavar="SEC", help=argparse.SUPPRESS)
+    return p
+
+
+def _option_code(name: str) -> int:
+    code = OPTION_NAMES.get(name.lower())
+    if code is None:
+        try:
+            code = int(name, 0)
+        except ValueError:
+            raise CliError(f"unknown DHCP option {name!r}", code=2) from None
+    if not 1 <= code <= 254:
+        raise CliError(f"DHCP option {name!r} out of range", code=2)
+    return code
+
+
+def _extra(items: list[str]) -> tuple[str, list[str]]:
+    """(hostname, ["CODE:HEX", ...]) from udhcpc's `-x OPT:VAL` items."""
+    hostname = ""
+    out = []
+    for item in items:
+        name, sep, value = item.partition(":")
+        if not sep:
+            raise CliError(f"-x {item}: expected OPT:VAL", code=2)
+        code = _option_code(name)
+        if code == 12:
+            hostname = value
+            continue
+        if code in _STRING_OPTIONS:
+            payload = value.encode()
+        elif code == 51:
+            payload = int(value).to_bytes(4, "big")
+        else:
+            try:
+                payload = bytes.fromhex(value)
+            except ValueError:
+                raise CliError(f"-x {item}: value must be hex", code=2) from None
+        out.append(f"{code}:{payload.hex()}")
+    return hostname, out
+
+
+def _parameters(opts: argparse.Namespace, interface: str) -> dict[str, str]:
+    import ipaddress  # noqa: PLC0415
+
+    hostname, extra = _extra(opts.extra)
+    if opts.requested:
+        try:
+            ipaddress.IPv4Address(opts.requested)
+        except ValueError:
+            raise CliError(f"-r {opts.requested}: not an IPv4 address", code=2) from None
+    tag = f"{opts.netns}-{interface}" if opts.netns else interface
+    state_dir = Path(opts.state_dir or f"/var/lib/privsep/dhcp/{tag}").absolute()
+    resolv_conf = opts.resolv_conf or "/etc/resolv.conf"
+    if resolv_conf == "none":
+        resolv_dir = str(state_dir)
+    else:
+        resolv_conf = str(Path(resolv_conf).absolute())
+        resolv_dir = str(Path(resolv_conf).parent)
+    params = {
+        "interface": interface,
+        "netns": opts.netns,
+        "state_dir": str(state_dir),
+        "resolv_conf": resolv_conf,
+        "resolv_dir": resolv_dir,
+        "quit": "1" if opts.quit else "0",
+        "exit_no_lease": "1" if opts.now else "0",
+        "release": "1" if opts.release else "0",
+        "arp_probe": "1" if (opts.arp_probe or opts.arp) else "0",
+        "hostname": hostname,
+        "vendor": opts.vendorclass or "",
+        "requested": opts.requested or "",
+        "request_options": ",".join(str(_option_code(o)) for o in opts.request),
+        "extra_options": ",".join(extra),
+    }
+    # Without -t we retry forever with RFC 2131's backoff (4, 8, ... 64 s). With -n,
+    # udhcpc's defaults (-t 3 -T 3) apply, so "no lease" is reported as soon as udhcpc does.
+    retries = opts.retries if opts.retries is not None else (3 if opts.now else None)
+    timeout = opts.timeout if opts.timeout is not None else (3.0 if opts.now else None)
+    if retries is not None:
+        params["tries"] = str(max(1, retries))
+    if timeout is not None:
+        params["interval"] = str(timeout)
+    if opts.tryagain is not None:
+        params["failure_pause"] = str(opts.tryagain)
+    if opts.script:
+        script = Path(opts.script).absolute()
+        if not script.is_file():
+            raise CliError(f"-s {opts.script}: no such file", code=2)
+        params["hook"] = str(script)
+    return params
+
+
+def _check_config(params: dict[str, str]) -> None:
+    """Refuse bad values now rather than let dhcp-engine fail at every restart."""
+    from privsep.services.dhcp._clientparams import config_from_params  # noqa: PLC0415
+
+    try:
+        config_from_params(params, b"\x02\x00\x00\x00\x00\x01")
+    except ValueError as exc:
+        raise CliError(f"bad option: {exc}", code=2) from None
+
+
+def _prepare_dirs(params: dict[str, str]) -> None:
+    state = Path(params["state_dir"])
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if params["resolv_conf"] != "none" and not Path(params["resolv_dir"]).is_dir():
+        raise CliError(f"--resolv-conf: no directory {params['resolv_dir']}", code=2)
+
+
+def _without_hook(layout: Any) -> Any:
+    """The layout minus `dhcp-hook` and the actuator's channel to it (no -s)."""
+    import dataclasses  # noqa: PLC0415
+
+    processes = []
+    for process in layout.processes:
+        if process.name == "dhcp-hook":
+            continue
+        channels = tuple(c for c in process.channels if c.peer != "dhcp-hook")
+        processes.append(dataclasses.replace(process, channels=channels))
+    return dataclasses.replace(layout, processes=tuple(processes))
+
+
+def _on_exit(name: str, returncode: int) -> int | None:
+    if name == "dhcp-engine" and returncode == EXIT_BOUND:
+        return 0
+    if name == "dhcp-engine" and returncode == EXIT_NO_LEASE:
+        return 1
+    return None
+
+
+def _client(argv: list[str]) -> int:
+    opts = _client_parser().parse_args(argv)
+    if opts.layout:
+        print(layout_path())
+        return 0
+    interface = opts.iface_opt or opts.interface
+    if not interface:
+        raise CliError("no interface (privsep dhcp IFACE [options])", code=2)
+    if opts.interface and opts.iface_opt and opts.interface != opts.iface_opt:
+        raise CliError("two different interfaces given", code=2)
+    if len(interface) > 15 or "/" in interface or interface in (".", ".."):
+        raise CliError(f"bad interface name {interface!r}", code=2)
+    if not opts.netns and os.environ.get(REQUIRE_NETNS_ENV):
+        # Set by privsep's pytest plugin: a test must never configure the host's own network.
+        raise CliError(f"refusing to run on the host's network: {REQUIRE_NETNS_ENV} is set", code=2)
+    if opts.netns and not Path("/run/netns", opts.netns).exists():
+        raise CliError(f"no network namespace {opts.netns!r} (ip netns list)", code=2)
+    if not opts.netns and not Path("/sys/class/net", interface).exists():
+        raise CliError(f"no interface {interface!r}", code=2)
+    params = _parameters(opts, interface)
+    _check_config(params)
+    _prepare_dirs(params)
+
+    # The supervisor speaks no TLS: keep asyncio from loading libssl (~1.5 MiB, ~5 ms).
+    sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+    from privsep import _log  # noqa: PLC0415
+    from privsep._errors import LayoutError  # noqa: PLC0415
+    from privsep.layout import load_layout  # noqa: PLC0415
+    from privsep.supervisor import Supervisor  # noqa: PLC0415
+
+    try:
+        layout = load_layout(layout_path(), params)
+    except LayoutError as exc:
+        raise CliError("; ".join(exc.problems), code=2) from None
+    if not opts.script:
+        layout = _without_hook(layout)
+    _log.configure("supervisor")
+    supervisor = Supervisor(layout, stop_timeout=opts.stop_timeout, on_exit=_on_exit)
+    return _run(supervisor)
+
+
+def _run(supervisor: Any) -> int:
+    """Supervise; udhcpc's SIGUSR1 (renew) and SIGUSR2 (release) go to dhcp-engine."""
+    import asyncio  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    async def body() -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGUSR1, signal.SIGUSR2):
+            loop.add_signal_handler(signum, supervisor.signal_child, "dhcp-engine", signum)
+        try:
+            code: int = await supervisor.run_async()
+        finally:
+            for signum in (signal.SIGUSR1, signal.SIGUSR2):
+                loop.remove_signal_handler(signum)
+        return code
+
+    return asyncio.run(body())
 
 
 def _decode(argv: list[str]) -> int:

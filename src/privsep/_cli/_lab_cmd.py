@@ -1,6 +1,7 @@
 """`privsep lab ...`: the network lab from the command line.
 
-- `lab demo`: one throw-away lab; busybox udhcpc leases from dnsmasq, then from Kea.
+- `lab demo`: one throw-away lab with a real dnsmasq; `privsep dhcp` leases on the lab
+  interface; prints the lease and what each process holds, then stops it.
 - `lab up`: a lab with a server and a client that stays until Ctrl-C or SIGTERM.
 - `lab sweep`: remove leftovers of crashed lab runs.
 
@@ -14,9 +15,12 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +37,7 @@ def register(subparsers: Any) -> None:
     commands = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND", required=True)
 
     demo = commands.add_parser(
-        "demo", help="lease an address from dnsmasq and Kea inside a throw-away lab"
+        "demo", help="run `privsep dhcp` against dnsmasq and Kea inside a throw-away lab"
     )
     demo.add_argument(
         "--servers",
@@ -90,17 +94,100 @@ def _parse_kinds(text: str) -> list[ServerKind]:
     return kinds  # type: ignore[return-value]
 
 
-def _lease_block(kind: str, client: Node, elapsed: float) -> dict[str, Any]:
-    env = client.hook_env()
-    resolv = client.resolv_conf.read_text() if client.resolv_conf.exists() else ""
-    return {
-        "server": kind,
-        "address": [str(a) for a in client.addresses()],
-        "router": [str(g) for g in client.default_gateways()],
-        "dns": [line.split()[1] for line in resolv.splitlines() if line.startswith("nameserver")],
-        "lease_time": int(env["lease"]) if env.get("lease", "").isdigit() else None,
-        "time_to_lease_ms": round(elapsed * 1000, 1),
-    }
+def _privsep(*args: str) -> list[str]:
+    return [sys.executable, "-m", "privsep", *args]
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            out.append(item)
+    return out
+
+
+def _live_privileges(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What each running sandboxed process holds, read from /proc (not from the layout)."""
+    rows = []
+    for event in events:
+        if event.get("process") != "supervisor" or event.get("event") != "start":
+            continue
+        pid = int(event["pid"])
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        rows.append(
+            {
+                "process": event["child"],
+                "pid": pid,
+                "uid": int(fields["Uid"].split()[0]),
+                "cap_eff": fields["CapEff"].strip(),
+                "no_new_privs": fields["NoNewPrivs"].strip() == "1",
+                "seccomp": fields["Seccomp"].strip() == "2",
+                "fds": event.get("fds", []),
+            }
+        )
+    return rows
+
+
+def _wait_for(path: Path, event: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(e.get("event") == event for e in _events(path)):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _run_client(lab: Lab, client: Node, kind: str) -> dict[str, Any]:
+    """`privsep dhcp` on the lab client's interface until bound, then SIGTERM."""
+    work = lab.tmpdir / f"privsep-dhcp-{kind}"
+    work.mkdir(mode=0o755)
+    resolv = work / "resolv.conf"
+    resolv.touch()
+    log = work / "client.log"
+    argv = _privsep(
+        "dhcp", client.interface, "--netns", client.netns, "--no-arp-probe",
+        "--state-dir", str(work / "state"), "--resolv-conf", str(resolv),
+    )  # fmt: skip
+    started = time.monotonic()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    try:
+        bound = _wait_for(log, "lease-applied", proc, 30.0)
+        elapsed = time.monotonic() - started
+        if not bound:
+            tail = log.read_text().splitlines()[-5:]
+            raise CliError(f"privsep dhcp got no lease from {kind}: " + " | ".join(tail))
+        events = _events(log)
+        privileges = _live_privileges(events)
+        lease = next(e for e in events if e.get("event") == "lease")
+        text = resolv.read_text()
+        block = {
+            "server": kind,
+            "address": [str(a) for a in client.addresses()],
+            "router": [str(g) for g in client.default_gateways()],
+            "dns": [line.split()[1] for line in text.splitlines() if line.startswith("nameserver")],
+            "lease_time": lease.get("lease_time"),
+            "time_to_lease_ms": round(elapsed * 1000, 1),
+            "processes": privileges,
+        }
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+    block["exit_status"] = code
+    return block
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -114,14 +201,13 @@ def _demo(args: argparse.Namespace) -> int:
             client = lab.add_client()
             for kind in kinds:
                 server = lab.start_server(kind)
-                run = client.udhcpc()
-                if not client.addresses():
-                    raise CliError(f"udhcpc reported a lease from {kind}, but eth0 has no address")
-                results.append(_lease_block(kind, client, run.elapsed))
+                results.append(_run_client(lab, client, kind))
                 server.stop()
                 client.flush()
                 if not args.json:
                     _print_block(results[-1])
+            if not args.json:
+                _print_inspect(client)
     except (LabError, ValueError) as exc:
         raise CliError(str(exc), code=1) from exc
     if args.json:
@@ -136,7 +222,45 @@ def _print_block(result: dict[str, Any]) -> None:
     print(f"  router   {', '.join(result['router']) or '-'}")
     print(f"  dns      {', '.join(result['dns']) or '-'}")
     print(f"  lease    {lease}")
+    print("  running processes, read from /proc:")
+    print(f"    {'PROCESS':<14} {'UID':>6}  {'CAPS (CapEff)':<17} NNP  SECCOMP  FDS")
+    for row in result["processes"]:
+        caps = "-" if int(row["cap_eff"], 16) == 0 else _cap_names(int(row["cap_eff"], 16))
+        print(
+            f"    {row['process']:<14} {row['uid']:>6}  {caps:<17} "
+            f"{'yes' if row['no_new_privs'] else 'NO':<4} {'yes' if row['seccomp'] else 'NO':<8} "
+            f"{','.join(row['fds'])}"
+        )
+    print(f"  privsep dhcp stopped with SIGTERM: exit status {result['exit_status']}")
     sys.stdout.flush()
+
+
+def _print_inspect(client: Node) -> None:
+    print("what the layout grants each process (privsep inspect):")
+    layout = subprocess.run(
+        _privsep("dhcp", "--layout"), capture_output=True, text=True, check=True
+    ).stdout.strip()
+    inspect = subprocess.run(
+        _privsep(
+            "inspect",
+            layout,
+            "--set",
+            f"interface={client.interface}",
+            "--set",
+            f"netns={client.netns}",
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in inspect.stdout.splitlines():
+        print(f"  {line}")
+    sys.stdout.flush()
+
+
+def _cap_names(mask: int) -> str:
+    names = {12: "CAP_NET_ADMIN", 13: "CAP_NET_RAW", 21: "CAP_SYS_ADMIN"}
+    return ",".join(names.get(bit, f"cap{bit}") for bit in range(64) if mask >> bit & 1)
 
 
 def _up(args: argparse.Namespace) -> int:

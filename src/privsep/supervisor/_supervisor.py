@@ -127,6 +127,9 @@ class Supervisor:
 
     `stop_timeout`: seconds between SIGTERM and SIGKILL when stopping a child.
     `stable_after`: a run at least this long resets the process's restart count.
+    `on_exit(process_name, returncode)`, if given, sees every exit before the
+    restart policy; returning an int ends the service: every child is stopped
+    and `run` returns that int (e.g. a DHCP client's `-q` once bound).
     `spawn` defaults to `privsep.sandbox.spawn`; `output` receives the JSON lines
     forwarded from children (the supervisor's own events go through `privsep._log`).
 
@@ -144,8 +147,11 @@ class Supervisor:
         spawn: Spawner = _sandbox_spawn,
         open_resources: Callable[[Process], dict[str, int]] = _open_resources,
         output: TextIO | None = None,
+        on_exit: Callable[[str, int], int | None] | None = None,
     ) -> None:
         self.layout = layout
+        self._on_exit = on_exit
+        self._exit_code: int | None = None
         self.stop_timeout = stop_timeout
         self.stable_after = stable_after
         self._spawn = spawn
@@ -191,8 +197,19 @@ class Supervisor:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]  # a bug: surface it
         code = 1 if self._failed else 0
+        if self._exit_code is not None and not self._failed:
+            code = self._exit_code
         log_event(logger, "supervisor-exit", code=code)
         return code
+
+    def signal_child(self, name: str, sig: int) -> bool:
+        """Send `sig` to the running process `name`; False when it is not running."""
+        child = self._children.get(name)
+        if child is None or not child.running or child.handle is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            child.handle.send_signal(sig)
+        return True
 
     def stop(self) -> None:
         """Ask a running supervisor to stop everything (as SIGTERM does)."""
@@ -237,6 +254,13 @@ class Supervisor:
     def _after_exit(self, child: _Child, returncode: int) -> _Child | None:
         """Log the exit and decide; returns `child` when its group must restart."""
         loop = asyncio.get_running_loop()
+        if self._on_exit is not None:
+            final = self._on_exit(child.process.name, returncode)
+            if final is not None:
+                log_event(logger, "service-done", child=child.process.name, code=final)
+                self._exit_code = final
+                self.stop()
+                return None
         if loop.time() - child.started_at >= self.stable_after:
             child.restarts = 0
         decision = decide(child.process.restart, returncode, child.restarts)

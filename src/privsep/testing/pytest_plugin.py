@@ -43,6 +43,9 @@ def lab_unavailable_reason() -> str | None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    # Safety net: no test may run the DHCP client on the host's own interfaces
+    # (`privsep dhcp` refuses to start without --netns while this is set).
+    os.environ["PRIVSEP_REQUIRE_NETNS"] = "1"
     if lab_unavailable_reason() is None:
         from privsep.testing._sweep import sweep  # noqa: PLC0415 - only when labs can run
 

@@ -1,0 +1,397 @@
+"""`dhcp-engine`: drives the sans-IO `Client` with nothing but its two channels.
+
+All parsing of untrusted bytes happens here: frames from `dhcp-network` (via
+`Link.recv`, a long poll) and the saved lease (`loadState` from the actuator,
+opaque there). The process holds no fd besides the channels, no capability,
+no file; seccomp forbids `socket()`.
+
+- Clock: CLOCK_BOOTTIME, so a lease saved before an engine restart keeps its
+  meaning (it also counts time suspended, as a lease does).
+- Randomness: `random.SystemRandom()`, injected into the engine.
+- Events become actuator calls: LeaseAcquired/LeaseRenewed -> applyLease with
+  the hook's `bound`/`renew` variables; LeaseExpired/LeaseReleased, a NAK or a
+  conflict with a lease in use -> deconfigure (the actuator runs `deconfig`);
+  LeaseFailed -> notify `leasefail`; NAK -> notify `nak`.
+- SIGUSR1 renews at once (or restarts after SIGUSR2), SIGUSR2 releases the
+  lease and waits, as with udhcpc (`privsep dhcp` forwards both to us).
+- SIGTERM cancels the driver; with `release=1` (`-R`) it sends DHCPRELEASE and
+  deconfigures first. Without it the address stays (its kernel lifetime is the
+  lease's), like udhcpc.
+- `quit=1` (`-q`): exit with EXIT_BOUND once the address is configured;
+  `exit_no_lease=1` (`-n`): exit with EXIT_NO_LEASE on leasefail. `privsep dhcp`
+  maps these to its own exit status (0 and 1) through the supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable
+from ipaddress import IPv4Address
+from typing import Any, Final
+
+from privsep._log import get_logger, log_event
+from privsep.services.dhcp._clientparams import config_from_params, flag
+from privsep.services.dhcp._engine import Client
+from privsep.services.dhcp._events import (
+    AddressConflict,
+    Event,
+    LeaseAcquired,
+    LeaseExpired,
+    LeaseFailed,
+    LeaseLost,
+    LeaseReleased,
+    LeaseRenewed,
+    PacketDropped,
+    StateChanged,
+)
+from privsep.services.dhcp._hookenv import HookEvent, LeaseFacts, facts_from_lease, hook_env
+from privsep.services.dhcp._lease import Lease, MalformedLease
+from privsep.services.dhcp._state import State
+
+EXIT_BOUND: Final = 70  # -q: bound and configured
+EXIT_NO_LEASE: Final = 71  # -n: leasefail
+
+_logger = get_logger(__name__)
+
+
+def now() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def _vars(env: dict[str, str]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in env.items()]
+
+
+# What the actuator accepts for resolv.conf (docs/dhcp-actuator.md); the rest is left
+# out here, so an odd name costs only itself, never the lease (udhcpc: domain=bad).
+MAX_DNS: Final = 8
+MAX_SEARCH: Final = 6
+MAX_SEARCH_CHARS: Final = 256
+_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?", re.ASCII)
+
+
+def is_hostname(name: str) -> bool:
+    return len(name.rstrip(".")) <= 253 and _HOSTNAME.fullmatch(name) is not None
+
+
+def _search(names: tuple[str, ...]) -> list[str]:
+    kept: list[str] = []
+    for name in names:
+        if is_hostname(name) and len(" ".join([*kept, name])) <= MAX_SEARCH_CHARS:
+            kept.append(name)
+    return kept[:MAX_SEARCH]
+
+
+def configuration(lease: Lease, event: HookEvent, interface: str) -> dict[str, Any]:
+    """actuator.capnp `Configuration` for `lease`, with the hook's variables."""
+    return {
+        "address": int(lease.address),
+        "prefixLen": lease.prefix_len,
+        "broadcast": int(lease.broadcast) if lease.broadcast else 0,
+        "routers": [int(r) for r in lease.routers],
+        "routes": [
+            {
+                "destination": int(r.destination.network_address),
+                "prefixLen": r.destination.prefixlen,
+                "router": int(r.router),
+            }
+            for r in lease.classless_routes
+        ],
+        "mtu": lease.mtu or 0,
+        "dns": [int(d) for d in lease.dns[:MAX_DNS]],
+        "domain": lease.domain if lease.domain and is_hostname(lease.domain) else "",
+        "search": _search(lease.search),
+        "leaseTime": lease.lease_time,
+        "stateBlob": lease.to_bytes(),
+        "interfaceIndex": 0,
+        "hookEvent": event.value,
+        "hookEnv": _vars(_hook_env(event, interface, lease=lease)),
+    }
+
+
+def _hook_env(
+    event: HookEvent,
+    interface: str,
+    *,
+    lease: Lease | None = None,
+    facts: LeaseFacts | None = None,
+) -> dict[str, str]:
+    """udhcpc's variables for `event`; never raises (a value that cannot be a
+    variable costs the hook its variables, never the lease)."""
+    try:
+        if lease is not None:
+            facts = facts_from_lease(lease)
+        return hook_env(event, interface, facts)
+    except ValueError as exc:  # HookEnvError
+        log_event(_logger, "hook-env-failed", logging.WARNING, hook=event.value, error=str(exc))
+        return {"interface": interface}
+
+
+class Driver:
+    """One engine, its two peers, and the loop between them."""
+
+    def __init__(
+        self, client: Client, link: Any, actuator: Any, params: dict[str, str], fresh: bool
+    ) -> None:
+        self.client = client
+        self.link = link
+        self.actuator = actuator
+        self.interface = params["interface"]
+        self.quit = flag(params.get("quit", "0"))
+        self.exit_no_lease = flag(params.get("exit_no_lease", "0"))
+        self.release = flag(params.get("release", "0"))
+        self.fresh = fresh
+        # Frames from the link, commands from signals ("renew", "release"), None: link lost.
+        self.frames: asyncio.Queue[tuple[bytes, bool] | str | None] = asyncio.Queue()
+        self.exit_code: int | None = None
+
+    async def run(self) -> int:
+        if self.fresh:  # udhcpc runs `deconfig` at start
+            await self._notify(HookEvent.DECONFIG, {"interface": self.interface})
+        reader = asyncio.create_task(self._read())
+        try:
+            await self._step(self._start)
+            while self.exit_code is None:
+                timer = self.client.get_timer()
+                timeout = None if timer is None else max(0.0, timer - now())
+                try:
+                    item = await asyncio.wait_for(self.frames.get(), timeout)
+                except TimeoutError:
+                    await self._step(self._timer)
+                    continue
+                while item is not None:
+                    if isinstance(item, str):
+                        await self._command(item)
+                    else:
+                        await self._step(self._receive, *item)
+                    if self.exit_code is not None or self.frames.empty():
+                        break
+                    item = self.frames.get_nowait()
+                if item is None:
+                    raise ConnectionError("the link to dhcp-network is gone")
+            if self.release and self.client.lease is not None:  # -q -R: release, then exit
+                await self._step(self._release)
+        except asyncio.CancelledError:
+            if self.release and self.client.lease is not None:
+                log_event(_logger, "releasing", address=str(self.client.lease.address))
+                await self._step(self._release)
+            raise
+        finally:
+            reader.cancel()
+        return self.exit_code
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                reply = await self.link.recv()
+                for frame in reply.frames:
+                    self.frames.put_nowait((bytes(frame.data), bool(frame.checksumNotReady)))
+        except Exception as exc:
+            log_event(_logger, "link-lost", logging.WARNING, error=_reason(exc))
+            # The supervisor restarts the whole group when dhcp-network dies: give its
+            # SIGTERM time to arrive, so only the real culprit spends a restart.
+            await asyncio.sleep(2)
+            self.frames.put_nowait(None)
+
+    def command(self, name: str) -> None:
+        """Queue a command from a signal: udhcpc's SIGUSR1 "renew", SIGUSR2 "release"."""
+        self.frames.put_nowait(name)
+
+    async def _command(self, name: str) -> None:
+        log_event(_logger, "command", command=name)
+        if name == "release":
+            await self._step(self._release)
+        elif name == "renew":
+            await self._step(self._renew_now)
+
+    def _renew_now(self) -> None:
+        """Renew at once when bound; resend now while asking; start again when stopped.
+
+        The engine has no public call for this yet, so its deadlines are moved
+        (T1 or the retransmission) and its own timer handling does the rest.
+        """
+        client, t = self.client, now()
+        if client.state is State.STOPPED:
+            client.start(t)
+            return
+        if client.state is State.BOUND:
+            client._t1_at = t
+        elif client._retransmit_at is not None:
+            client._retransmit_at = t
+        client.handle_timer(t)
+
+    def _start(self) -> None:
+        self.client.start(now())
+
+    def _timer(self) -> None:
+        self.client.handle_timer(now())
+
+    def _receive(self, frame: bytes, not_ready: bool) -> None:
+        self.client.receive_frame(frame, now(), checksum_not_ready=not_ready)
+
+    def _release(self) -> None:
+        self.client.release(now())
+
+    async def _step(self, call: Callable[..., None], *args: Any) -> None:
+        """Run one engine call, then send its frames and act on its events."""
+        lease_before = self.client.lease
+        pending_before = self.client._pending  # the address being probed (RFC 5227)
+        call(*args)
+        leased = self.client.lease or lease_before
+        pending = self.client._pending or pending_before
+        candidate = pending.address if pending is not None else None
+        server = leased.server_id if leased is not None else None
+        for frame in self.client.frames_to_send():
+            reply = await self.link.send(
+                frame,
+                int(candidate or 0),
+                int(leased.address) if leased is not None else 0,
+                int(server or 0),
+            )
+            if not reply.sent:
+                log_event(_logger, "frame-refused", logging.WARNING, length=len(frame))
+        while (event := self.client.next_event()) is not None:
+            await self._act(event)
+
+    async def _act(self, event: Event) -> None:
+        if isinstance(event, PacketDropped):
+            log_event(_logger, "packet-dropped", logging.DEBUG, reason=event.reason)
+            return
+        if isinstance(event, StateChanged):
+            log_event(_logger, "state", old=event.old.name, new=event.new.name)
+            return
+        if isinstance(event, LeaseAcquired | LeaseRenewed):
+            kind = HookEvent.BOUND if isinstance(event, LeaseAcquired) else HookEvent.RENEW
+            lease = event.lease
+            log_event(
+                _logger,
+                "lease",
+                hook=kind.value,
+                address=f"{lease.address}/{lease.prefix_len}",
+                server=str(lease.server_id),
+                lease_time=lease.lease_time,
+            )
+            dropped = [n for n in (lease.domain or "", *lease.search) if n and not is_hostname(n)]
+            if dropped:  # the hook still sees them (udhcpc's `bad` rule applies there)
+                log_event(
+                    _logger, "names-dropped", logging.WARNING, names=[n[:64] for n in dropped]
+                )
+            try:
+                await self.actuator.applyLease(configuration(lease, kind, self.interface))
+            except Exception as exc:  # the actuator refused: keep running, say why
+                if _disconnected(exc):
+                    raise
+                log_event(_logger, "apply-failed", logging.ERROR, error=_reason(exc))
+                return
+            if self.quit and kind is HookEvent.BOUND:
+                self.exit_code = EXIT_BOUND
+            return
+        if isinstance(event, LeaseLost):
+            facts = LeaseFacts(address=IPv4Address(0), extra=_nak_extra(event.nak_options))
+            await self._notify(HookEvent.NAK, _hook_env(HookEvent.NAK, self.interface, facts=facts))
+            if event.lease is not None:
+                await self._deconfigure(f"nak: {event.reason}")
+            return
+        if isinstance(event, LeaseExpired | LeaseReleased):
+            what = "expired" if isinstance(event, LeaseExpired) else "released"
+            await self._deconfigure(f"lease {what}")
+            return
+        if isinstance(event, AddressConflict):
+            log_event(
+                _logger,
+                "address-conflict",
+                logging.WARNING,
+                address=str(event.address),
+                mac=event.mac.hex(":") if event.mac else None,
+            )
+            if event.lease_in_use:
+                await self._deconfigure("address conflict")
+            return
+        if isinstance(event, LeaseFailed):
+            log_event(_logger, "leasefail", logging.WARNING)
+            await self._notify(HookEvent.LEASEFAIL, {"interface": self.interface})
+            if self.exit_no_lease:
+                self.exit_code = EXIT_NO_LEASE
+            return
+        log_event(_logger, "engine-event", kind=type(event).__name__, **_fields(event))
+
+    async def _notify(self, event: HookEvent, env: dict[str, str]) -> None:
+        try:
+            await self.actuator.notify(event.value, _vars(env))
+        except Exception as exc:
+            if _disconnected(exc):
+                raise
+            log_event(_logger, "notify-failed", logging.WARNING, error=_reason(exc))
+
+    async def _deconfigure(self, reason: str) -> None:
+        try:
+            await self.actuator.deconfigure(reason)
+        except Exception as exc:
+            if _disconnected(exc):
+                raise
+            log_event(_logger, "deconfigure-failed", logging.ERROR, error=_reason(exc))
+
+
+def _nak_extra(options: tuple[tuple[int, bytes], ...]) -> tuple[tuple[int, bytes], ...]:
+    seen: set[int] = set()
+    out = []
+    for code, payload in options:
+        if 1 <= code <= 254 and code not in seen:
+            seen.add(code)
+            out.append((code, payload))
+    return tuple(out)
+
+
+def _fields(event: Event) -> dict[str, Any]:
+    return {name: str(getattr(event, name)) for name in getattr(event, "__slots__", ())}
+
+
+def _disconnected(exc: BaseException) -> bool:
+    return getattr(exc, "type", None) == "DISCONNECTED"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(getattr(exc, "description", "") or exc)
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _load_lease(blob: bytes, mac: bytes) -> Lease | None:
+    if not blob:
+        return None
+    try:
+        lease = Lease.from_bytes(blob)
+    except MalformedLease as exc:
+        log_event(_logger, "saved-lease-unreadable", logging.WARNING, error=str(exc))
+        return None
+    log_event(_logger, "saved-lease", address=str(lease.address))
+    return lease
+
+
+async def main(ctx: Any) -> None:
+    ctx.log  # noqa: B018 - configures JSON logging with our process name
+    link = await ctx.channel("link")
+    actuator = await ctx.channel("actuator")
+    info = await link.info()
+    mac = bytes(info.mac)
+    config = config_from_params(ctx.params, mac)
+    saved = _load_lease(bytes((await actuator.loadState()).blob), mac)
+    client = Client(config, rng=random.SystemRandom(), saved_lease=saved)
+    driver = Driver(client, link, actuator, ctx.params, fresh=saved is None)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, driver.command, "renew")
+    loop.add_signal_handler(signal.SIGUSR2, driver.command, "release")
+    code = await driver.run()
+    log_event(_logger, "engine-exit", code=code)
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    # The runner would exit 0 on return; the supervisor needs to tell -q from -n.
+    os._exit(code)

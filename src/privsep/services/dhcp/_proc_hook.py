@@ -1,0 +1,55 @@
+"""`dhcp-hook`: runs the hook script (`-s`) for udhcpc's events, in its own sandbox.
+
+It serves `Hook` to the actuator only. Each call runs `SCRIPT EVENT` through
+`_hookrun.run_hook`: execve with exactly the given variables + PATH, no shell
+of ours, stdin /dev/null, output logged as JSON, killed at the timeout. Calls
+run one at a time, in order (udhcpc runs its script synchronously too). The
+process has no capability, an empty network namespace, and sees only the
+script and the system's binaries (read-only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Final
+
+from privsep._log import get_logger, log_event
+from privsep.services.dhcp._hookenv import HookEnvError, HookEvent
+from privsep.services.dhcp._hookrun import run_hook
+
+_EVENTS: Final = {event.value: event for event in HookEvent}
+
+_logger = get_logger(__name__)
+
+
+class HookService:
+    """`Hook` of hook.capnp."""
+
+    def __init__(self, script: str, timeout: float) -> None:
+        self._script = script
+        self._timeout = timeout
+        self._lock = asyncio.Lock()
+
+    async def run(self, event: str, env: Any, **kwargs: Any) -> int:
+        kind = _EVENTS.get(str(event))
+        if kind is None:
+            log_event(_logger, "hook-refused", logging.WARNING, hook_event=str(event)[:20])
+            return -1
+        variables = {str(var.key): str(var.value) for var in env}
+        async with self._lock:
+            try:
+                result = await asyncio.to_thread(
+                    run_hook, self._script, kind, variables, timeout=self._timeout
+                )
+            except HookEnvError as exc:
+                log_event(_logger, "hook-refused", logging.WARNING, error=str(exc))
+                return -1
+        return -1 if result.returncode is None else result.returncode
+
+
+async def main(ctx: Any) -> None:
+    ctx.log  # noqa: B018 - configures JSON logging with our process name
+    script = ctx.params["hook"]
+    timeout = float(ctx.params.get("hook_timeout") or 30)
+    await ctx.serve("hook", HookService(script, timeout))

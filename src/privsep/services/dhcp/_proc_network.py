@@ -1,0 +1,155 @@
+"""`dhcp-network`: the only process that touches the wire, and it only forwards.
+
+It holds the packet socket the supervisor opened on the interface (classic BPF
+for DHCP replies and ARP, locked with SO_LOCK_FILTER) and its channel to the
+engine, nothing else: no capability, no file, an empty network namespace.
+
+- Inbound: frames are read with `recvmsg` and `PACKET_AUXDATA`, so the kernel's
+  `TP_STATUS_CSUMNOTREADY` flag (a server on this host sending through a veth
+  with checksum offload leaves a partial UDP checksum) travels with each frame.
+  They wait in a bounded queue until the engine's long poll (`recv`) takes them;
+  nothing here parses them.
+- Outbound: every frame the engine hands to `send` goes through
+  `EgressPolicy.check` (our MAC, UDP 68 -> 67 BOOTREQUESTs, RFC 5227 ARP for
+  the candidate or leased address only, no fragments, sane size, rate-limited);
+  a refused frame is dropped with an `egress_denied` log line.
+- Our MAC and the interface index come from the socket itself (SIOCGIFHWADDR,
+  SIOCGIFINDEX on the packet socket, answered in the socket's namespace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import fcntl
+import logging
+import socket
+import struct
+from ipaddress import IPv4Address
+from typing import Any, Final
+
+from privsep._log import get_logger, log_event
+from privsep.services.dhcp._egress import EgressPolicy
+
+SOL_PACKET: Final = 263
+PACKET_AUXDATA: Final = 8
+TP_STATUS_CSUMNOTREADY: Final = 1 << 3
+PACKET_OUTGOING: Final = 4
+SIOCGIFHWADDR: Final = 0x8927
+SIOCGIFINDEX: Final = 0x8933
+_AUXDATA: Final = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
+_IFREQ: Final = struct.Struct("16s16s")
+MAX_QUEUE: Final = 256  # frames waiting for the engine; older ones are dropped
+MAX_BATCH: Final = 32
+_SNAP: Final = 2048  # > any Ethernet frame without jumbo
+
+_logger = get_logger(__name__)
+
+
+def interface_identity(sock: socket.socket, ifname: str) -> tuple[bytes, int]:
+    """(MAC, ifindex) of `ifname`, asked through `sock` (its namespace)."""
+    request = _IFREQ.pack(ifname.encode()[:15], b"")
+    hw = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR, request)
+    mac = hw[16 + 2 : 16 + 8]  # struct sockaddr: sa_family, then the address
+    index = fcntl.ioctl(sock.fileno(), SIOCGIFINDEX, request)
+    (ifindex,) = struct.unpack_from("=i", index, 16)
+    return bytes(mac), int(ifindex)
+
+
+def _address(value: int) -> IPv4Address | None:
+    return IPv4Address(value) if value else None
+
+
+class Wire:
+    """The packet socket: a bounded inbound queue and checked outbound frames."""
+
+    def __init__(self, sock: socket.socket, policy: EgressPolicy) -> None:
+        self.sock = sock
+        self.policy = policy
+        self.queue: collections.deque[tuple[bytes, bool]] = collections.deque()
+        self.ready = asyncio.Event()
+        self.overruns = 0
+        self._cmsg = socket.CMSG_SPACE(_AUXDATA.size)
+
+    def start(self) -> None:
+        self.sock.setblocking(False)
+        self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+        asyncio.get_running_loop().add_reader(self.sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        while True:
+            try:
+                data, ancillary, _flags, address = self.sock.recvmsg(_SNAP, self._cmsg)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                log_event(_logger, "recv-failed", logging.WARNING, error=str(exc))
+                break
+            if isinstance(address, tuple) and len(address) > 2 and address[2] == PACKET_OUTGOING:
+                continue
+            not_ready = False
+            for level, kind, payload in ancillary:
+                if level == SOL_PACKET and kind == PACKET_AUXDATA and len(payload) >= 4:
+                    (status,) = struct.unpack_from("=I", payload)
+                    not_ready = bool(status & TP_STATUS_CSUMNOTREADY)
+            if len(self.queue) >= MAX_QUEUE:
+                self.queue.popleft()
+                self.overruns += 1
+                if self.overruns in (1, 10, 100) or self.overruns % 1000 == 0:
+                    log_event(_logger, "queue-overrun", logging.WARNING, dropped=self.overruns)
+            self.queue.append((data, not_ready))
+            self.ready.set()
+
+    async def take(self) -> list[tuple[bytes, bool]]:
+        while not self.queue:
+            self.ready.clear()
+            await self.ready.wait()
+        return [self.queue.popleft() for _ in range(min(MAX_BATCH, len(self.queue)))]
+
+    def send(self, frame: bytes, candidate: int, leased: int, server: int) -> bool:
+        if not self.policy.permit(
+            frame,
+            candidate=_address(candidate),
+            leased=_address(leased),
+            server=_address(server),
+        ):
+            return False
+        try:
+            self.sock.send(frame)
+        except OSError as exc:
+            log_event(_logger, "send-failed", logging.WARNING, error=str(exc), length=len(frame))
+            return False
+        return True
+
+
+class LinkService:
+    """`Link` of link.capnp (served to dhcp-engine only)."""
+
+    def __init__(self, wire: Wire, mac: bytes, ifindex: int) -> None:
+        self._wire = wire
+        self._mac = mac
+        self._ifindex = ifindex
+
+    async def info(self, **kwargs: Any) -> tuple[bytes, int]:
+        return self._mac, self._ifindex
+
+    async def recv(self, **kwargs: Any) -> None:
+        batch = await self._wire.take()
+        frames = kwargs["_context"].results.init("frames", len(batch))
+        for slot, (data, not_ready) in zip(frames, batch, strict=True):
+            slot.data = data
+            slot.checksumNotReady = not_ready
+
+    async def send(
+        self, frame: bytes, candidate: int, leased: int, server: int, **kwargs: Any
+    ) -> bool:
+        return self._wire.send(bytes(frame), candidate, leased, server)
+
+
+async def main(ctx: Any) -> None:
+    sock = socket.socket(fileno=ctx.fd("packet"))
+    mac, ifindex = interface_identity(sock, ctx.params["interface"])
+    wire = Wire(sock, EgressPolicy(mac))
+    wire.start()
+    log_event(_logger, "network-ready", mac=mac.hex(":"), ifindex=ifindex)
+    await ctx.serve("link", LinkService(wire, mac, ifindex))

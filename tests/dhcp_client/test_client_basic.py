@@ -1,0 +1,340 @@
+"""`privsep dhcp` against real dnsmasq and Kea in the lab, and what each process may hold.
+
+Everything is read back from the kernel (`ip -j -n NS`), the servers' lease files,
+captures on the bridge, and probes run inside the processes' real sandboxes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+
+import pytest
+from basic_helpers import (
+    PRIVSEP,
+    daemon,
+    events,
+    hook_lines,
+    make_files,
+    privsep,
+    run_client,
+    run_probe,
+    settings,
+    write_hook,
+)
+
+from privsep.testing import Lab
+
+pytestmark = pytest.mark.lab
+
+ROUTED = IPv4Network("10.99.0.0/16")
+GATEWAY = IPv4Address("10.77.0.1")
+
+
+def _rich_config(lab: Lab, **changes: object) -> object:
+    return lab.server_config(
+        mtu=1400,
+        domain="lab.example",
+        search=("lab.example", "corp.example"),
+        static_routes=((ROUTED, GATEWAY), (IPv4Network("0.0.0.0/0"), GATEWAY)),
+        **changes,
+    )
+
+
+@pytest.mark.parametrize("kind", ["dnsmasq", "kea"])
+def test_one_shot_lease_configures_address_routes_mtu_and_resolv_conf(
+    lab: Lab, tmp_path: Path, kind: str
+) -> None:
+    lab.start_server(kind, _rich_config(lab))
+    client = lab.add_client("c1")
+    files = make_files(tmp_path)
+    started = time.monotonic()
+    result = run_client(
+        client, files, "-q", "--no-arp-probe", "-r", "10.77.0.150", "-x", "hostname:labhost"
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    (address,) = client.addresses()
+    assert address == IPv4Interface("10.77.0.150/24")  # -r, honoured by both servers
+    routes = {(r.destination, r.gateway) for r in client.routes() if r.protocol == "dhcp"}
+    assert (ROUTED, GATEWAY) in routes  # option 121
+    assert (IPv4Network("0.0.0.0/0"), GATEWAY) in routes  # 121's default route
+    assert client.default_gateways() == (GATEWAY,)
+    assert client.mtu() == 1400
+    resolv = files.resolv_conf.read_text()
+    assert "nameserver 10.77.0.1" in resolv
+    assert "search lab.example corp.example" in resolv
+    assert "# the user's line\nnameserver 192.0.2.53\n" in resolv  # kept byte for byte
+    (lease,) = lab.server.leases()
+    assert lease.address == address.ip
+    if kind == "dnsmasq":  # Kea records no client hostname without DDNS settings
+        assert lease.hostname == "labhost"
+    assert elapsed < 10
+
+
+def test_kill_9_of_any_process_never_drops_the_address(lab: Lab, tmp_path: Path) -> None:
+    lab.start_server("dnsmasq", lab.server_config())
+    client = lab.add_client("c1")
+    files = make_files(tmp_path)
+    with daemon(client, files, "--no-arp-probe") as d:
+        d.wait_for(lambda e: e.get("event") == "lease-applied")
+        (address,) = client.addresses()
+        for victim in ("dhcp-engine", "dhcp-actuator", "dhcp-network"):
+            logged = events(d.text)
+            pid = [e for e in logged if e.get("event") == "start" and e["child"] == victim][-1]
+            applied = sum(e.get("event") == "lease-applied" for e in logged)
+            os.kill(pid["pid"], signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while sum(e.get("event") == "lease-applied" for e in events(d.text)) == applied:
+                assert client.addresses() == (address,), f"address lost after killing {victim}"
+                assert time.monotonic() < deadline, d.text[-3000:]
+                time.sleep(0.01)
+            assert client.addresses() == (address,)
+        assert d.stop() == 0
+    logged = events(d.text)
+    assert sum(e.get("event") == "saved-lease" for e in logged) == 3  # INIT-REBOOT each time
+    assert not [e for e in logged if e.get("event") == "deconfigure"]
+
+
+def test_daemon_renews_a_short_kea_lease_and_keeps_the_address_on_sigterm(
+    lab: Lab, tmp_path: Path
+) -> None:
+    lab.start_server("kea", lab.server_config(lease_time=4, renew_time=1, rebind_time=3))
+    client = lab.add_client("c1")
+    files = make_files(tmp_path)
+    hook = write_hook(files)
+    with daemon(client, files, "--no-arp-probe", "-s", str(hook)) as d:
+        d.wait_for(lambda e: e.get("event") == "lease" and e.get("hook") == "renew", 10)
+        d.wait_for(lambda e: e.get("line") == "event=renew")
+        (address,) = client.addresses()
+        assert d.stop() == 0
+    lines = hook_lines(d.text)
+    assert lines[0] == "event=deconfig"  # udhcpc's deconfig at start
+    assert "event=bound" in lines and f"ip={address.ip}" in lines
+    assert "lease=4" in lines
+    assert client.addresses() == (address,)  # no -R: the address stays
+
+
+def test_release_on_exit_is_seen_by_the_server_and_removes_the_address(
+    lab: Lab, tmp_path: Path
+) -> None:
+    server = lab.start_server("dnsmasq", lab.server_config())
+    client = lab.add_client("c1")
+    files = make_files(tmp_path)
+    capture = lab.capture()
+    with daemon(client, files, "--no-arp-probe", "-R") as d:
+        d.wait_for(lambda e: e.get("event") == "lease-applied")
+        (address,) = client.addresses()
+        assert [lease.address for lease in server.leases()] == [address.ip]
+        assert d.stop() == 0
+    capture.stop()
+    releases = [p for _, p in capture.dhcp_payloads() if b"\x35\x01\x07" in p[240:]]
+    assert releases, "no DHCPRELEASE on the wire"
+    assert client.addresses() == ()
+    deadline = time.monotonic() + 5
+    while server.leases() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.leases() == ()
+    assert "nameserver 10.77.0.1" not in files.resolv_conf.read_text()
+
+
+def test_no_server_with_n_exits_1_after_the_tries(lab: Lab, tmp_path: Path) -> None:
+    client = lab.add_client("c1")
+    files = make_files(tmp_path)
+    hook = write_hook(files)
+    started = time.monotonic()
+    result = run_client(client, files, "-n", "-t", "2", "-T", "0.3", "-s", str(hook))
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert time.monotonic() - started < 10
+    assert "event=leasefail" in hook_lines(result.stderr)
+    assert client.addresses() == ()
+
+
+def test_hostile_strings_reach_the_hook_as_inert_data(lab: Lab, tmp_path: Path) -> None:
+    hostile = "$(touch /tmp/privsep-pwned)`id`'q';x"
+    server = lab.start_server("dnsmasq", lab.server_config())
+    server.stop()  # again, by hand, with options the lab does not model
+    config = server.config_file.read_text()
+    escaped = hostile.replace("\\", "\\\\").replace('"', '\\"')
+    config += f'dhcp-option-force=12,"{escaped}"\ndhcp-option-force=17,"{escaped}"\n'
+    own_config = server.config_file.with_name("hostile.conf")
+    own_config.write_text(config)
+    dnsmasq = lab.server_node.popen(
+        ["dnsmasq", "--keep-in-foreground", f"--conf-file={own_config}"]
+    )
+    try:
+        client = lab.add_client("c1")
+        files = make_files(tmp_path)
+        hook = write_hook(files)
+        result = run_client(client, files, "-q", "--no-arp-probe", "-T", "0.3", "-s", str(hook))
+    finally:
+        dnsmasq.terminate()
+        dnsmasq.wait()
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = hook_lines(result.stderr)
+    assert f"rootpath={hostile}" in lines  # as sent, byte for byte
+    assert "hostname=bad" in lines  # udhcpc's rule for a hostname with odd characters
+    assert not Path("/tmp/privsep-pwned").exists()
+
+
+def test_layout_path_passes_check() -> None:
+    path = privsep("dhcp", "--layout").stdout.strip()
+    assert Path(path).is_file()
+    check = privsep("check", path)
+    assert check.returncode == 0, check.stderr
+
+
+def test_inspect_shows_each_process_holds_only_its_grants() -> None:
+    path = privsep("dhcp", "--layout").stdout.strip()
+    result = privsep("inspect", path, "--json")
+    assert result.returncode == 0, result.stderr
+    procs = {p["name"]: p for p in json.loads(result.stdout)["processes"]}
+    assert set(procs) == {"dhcp-network", "dhcp-engine", "dhcp-actuator", "dhcp-hook"}
+    assert procs["dhcp-network"]["capabilities"] == []
+    assert procs["dhcp-network"]["fds"] == ["packet", "link"]
+    assert procs["dhcp-engine"]["capabilities"] == []
+    assert procs["dhcp-engine"]["fds"] == ["link", "actuator"]  # channels only
+    assert procs["dhcp-actuator"]["capabilities"] == ["CAP_NET_ADMIN"]
+    assert procs["dhcp-hook"]["capabilities"] == []
+    for proc in procs.values():
+        assert "net" in proc["namespaces"]  # each in an empty network namespace
+        assert proc["seccomp"] is not None and proc["landlock"] is not None
+    written = {
+        rule["path"]
+        for proc in procs.values()
+        for rule in proc["landlock"]
+        if "write" in rule["access"] and not rule["path"].startswith("/dev/")
+    }
+    assert written == {"/var/lib/privsep/dhcp", "/etc"}  # the actuator's, by default
+
+
+_PROBE = """\
+import os, socket
+for family, kind in ((socket.AF_INET, socket.SOCK_DGRAM), (socket.AF_PACKET, socket.SOCK_RAW),
+                     (socket.AF_NETLINK, socket.SOCK_DGRAM), (socket.AF_UNIX, socket.SOCK_STREAM)):
+    try:
+        socket.socket(family, kind).close()
+        print("socket", int(family), "allowed")
+    except OSError as exc:
+        print("socket", int(family), exc.errno)
+try:
+    os.execv("/bin/true", ["/bin/true"])
+except OSError as exc:
+    print("execve", exc.errno)
+status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines()
+              if ":\\t" in line)
+print("CapEff", status["CapEff"].strip())
+print("NoNewPrivs", status["NoNewPrivs"].strip())
+print("fds", os.environ["LISTEN_FDNAMES"])
+"""
+
+
+@pytest.mark.parametrize(
+    ("process", "cap_eff", "fds"),
+    [
+        ("dhcp-engine", "0000000000000000", "link:actuator"),
+        ("dhcp-network", "0000000000000000", "packet:link"),
+        ("dhcp-actuator", f"{1 << 12:016x}", "route:hook:actuator"),  # CAP_NET_ADMIN = 12
+    ],
+)
+def test_probe_each_process_cannot_open_sockets_or_execve(
+    lab: Lab, tmp_path: Path, process: str, cap_eff: str, fds: str
+) -> None:
+    client = lab.add_client("c1")
+    files = make_files(tmp_path)
+    script = files.root / "probe.py"
+    script.write_text(_PROBE)
+    path = privsep("dhcp", "--layout").stdout.strip()
+    result = run_probe(path, process, script, *settings(client, files))
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    for family in (2, 17, 16, 1):  # AF_INET, AF_PACKET, AF_NETLINK, AF_UNIX
+        assert f"socket {family} 1" in lines  # EPERM
+    assert "execve 1" in lines
+    assert f"CapEff {cap_eff}" in lines
+    assert "NoNewPrivs 1" in lines
+    assert f"fds {fds}" in lines
+
+
+def test_client_help_lists_the_udhcpc_options() -> None:
+    result = privsep("dhcp", "eth0", "--help")
+    assert result.returncode == 0
+    for option in ("-q", "-n", "-t", "-T", "-A", "-s", "-x", "-O", "-V", "-r", "-R", "--netns"):
+        assert option in result.stdout
+    assert PRIVSEP.exists()
+    assert events("not json\n{}") == [{}]
+    assert IPv4Interface("10.0.0.1/24").ip == IPv4Address("10.0.0.1")
+
+
+def test_arp_probe_checks_the_address_before_configuring_it(lab: Lab, tmp_path: Path) -> None:
+    lab.start_server("kea", lab.server_config())
+    client = lab.add_client("c1")
+    files = make_files(tmp_path)
+    capture = lab.capture(bpf_filter="arp")
+    started = time.monotonic()
+    result = run_client(client, files, "-q")  # --arp-probe is the default
+    elapsed = time.monotonic() - started
+    capture.stop()
+    assert result.returncode == 0, result.stderr[-3000:]
+    (address,) = client.addresses()
+    arp = [p.frame for p in capture.packets() if p.frame[12:14] == b"\x08\x06"]
+    probes = [f for f in arp if f[28:32] == bytes(4) and f[38:42] == address.ip.packed]
+    assert len(probes) == 3  # RFC 5227: PROBE_NUM probes from 0.0.0.0 for the address
+    assert elapsed > 3  # probes 1-2 s apart, then ANNOUNCE_WAIT, before the address is used
+
+
+def test_sigusr2_releases_and_sigusr1_leases_again_as_udhcpc(lab: Lab, tmp_path: Path) -> None:
+    server = lab.start_server("dnsmasq", lab.server_config())
+    client = lab.add_client("c1")
+    files = make_files(tmp_path)
+    with daemon(client, files, "--no-arp-probe") as d:
+        d.wait_for(lambda e: e.get("event") == "lease-applied")
+        (address,) = client.addresses()
+        d.proc.send_signal(signal.SIGUSR1)  # renew now: the lease is extended in place
+        d.wait_for(lambda e: e.get("event") == "lease" and e.get("hook") == "renew")
+        assert client.addresses() == (address,)
+        d.proc.send_signal(signal.SIGUSR2)  # release: deconfigured, the client waits
+        d.wait_for(lambda e: e.get("event") == "deconfigure")
+        assert client.addresses() == ()
+        deadline = time.monotonic() + 5
+        while server.leases() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.leases() == ()
+        assert d.proc.poll() is None
+        d.proc.send_signal(signal.SIGUSR1)  # and starts over
+        deadline = time.monotonic() + 10
+        while sum(e.get("event") == "lease-applied" for e in events(d.text)) < 3:
+            assert time.monotonic() < deadline, d.text[-3000:]  # bound, renew, bound
+            time.sleep(0.02)
+        assert len(client.addresses()) == 1
+        assert d.stop() == 0
+
+
+class _Var:
+    def __init__(self, key: str, value: str) -> None:
+        self.key, self.value = key, value
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("PATH", "/tmp", "bad hook variable name"),
+        ("LD_PRELOAD=x", "", "bad hook variable name"),
+        ("1ip", "", "bad hook variable name"),
+        ("ip", "10.0.0.1\x00rm -rf /", "holds NUL"),
+    ],
+)
+def test_actuator_refuses_hook_variables_that_are_not_plain_data(
+    key: str, value: str, reason: str
+) -> None:
+    from privsep.services.dhcp._actuator import ActuatorRejected
+    from privsep.services.dhcp._proc_actuator import hook_variables
+
+    with pytest.raises(ActuatorRejected, match=reason):
+        hook_variables([_Var(key, value)], "eth0")
+    env = hook_variables([_Var("interface", "evil0"), _Var("hostname", "$(reboot)")], "eth0")
+    assert env == {"interface": "eth0", "hostname": "$(reboot)"}  # our name; values as data
