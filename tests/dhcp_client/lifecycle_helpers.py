@@ -237,7 +237,8 @@ def wait_for_packet(
 
 # Records argv[1] and the whole environment, hex-encoded (values may hold newlines and
 # quotes), on stdout: privsep logs it as `hook_output` lines, udhcpc's stdout is ours.
-# Chunks stay under the hook runner's 1024-character line limit.
+# Chunks stay under the hook runner's 1024-character line limit. #!/usr/bin/sh keeps the
+# recording independent of /bin in the hook's sandbox (test_client_hooks checks #!/bin/sh).
 RECORDER_SCRIPT = r"""#!/usr/bin/sh
 { printf 'event=%s\0' "$1"; env -0; } | od -An -tx1 -v | tr -d ' \n' | fold -w 900 \
     | sed 's/^/HOOKREC /'
@@ -504,17 +505,17 @@ class ClientSet:
         *args: str,
         arp_probe: bool = False,
         state_dir: Path | None = None,
-        hook: bool = True,
+        script: Path | None = None,
     ) -> RunningClient:
-        """`privsep dhcp IFACE --netns NS ... ARGS`, started from the host namespace."""
+        """`privsep dhcp IFACE --netns NS ... ARGS`, started from the host namespace, with
+        the recording hook unless another `script` is given."""
         require_client()
         self._count += 1
         argv = [str(PRIVSEP), "dhcp", node.interface, "--netns", node.netns]
         argv += ["--state-dir", str(state_dir or self.state_dir(node))]
         argv += ["--resolv-conf", str(node.directory / "resolv.conf")]
         argv += ["--arp-probe" if arp_probe else "--no-arp-probe"]
-        if hook:
-            argv += ["-s", str(self.recorder)]
+        argv += ["-s", str(script or self.recorder)]
         argv += args
         client = RunningClient(argv, node.directory, f"privsep-{self._count}")
         self.clients.append(client)
