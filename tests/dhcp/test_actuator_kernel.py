@@ -8,14 +8,12 @@ setns()es) and does everything through it.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
 import secrets
 import socket
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from netns_helpers import netlink_socket_in
 
 from privsep.services.dhcp._actuator import (
     APPLIED_RECORD,
@@ -44,9 +43,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
 ]
 
-CLONE_NEWNET = 0x40000000
 IFACE = "pa0"
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 # -- namespace plumbing -------------------------------------------------------
@@ -61,33 +58,6 @@ def ip(*args: str, ns: str, check: bool = True) -> str:
 
 def ip_json(*args: str, ns: str) -> Any:
     return json.loads(ip("-j", *args, ns=ns) or "[]")
-
-
-def open_in_netns(ns: str, kind: int = socket.SOCK_DGRAM, groups: int = 0) -> socket.socket:
-    """A NETLINK_ROUTE socket created inside `ns` (the thread setns()es, then ends)."""
-    out: list[socket.socket | BaseException] = []
-
-    def run() -> None:
-        try:
-            fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns")
-            finally:
-                os.close(fd)
-            sock = socket.socket(socket.AF_NETLINK, kind, socket.NETLINK_ROUTE)
-            if groups:
-                sock.bind((0, groups))
-            out.append(sock)
-        except BaseException as exc:
-            out.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if isinstance(out[0], BaseException):
-        raise out[0]
-    return out[0]
 
 
 @dataclass
@@ -125,7 +95,7 @@ class Net:
         return addrs, frozenset(self.routes()), self.mtu()
 
     async def actuator(self, **kwargs: Any) -> Actuator:
-        sock = open_in_netns(self.ns)
+        sock = netlink_socket_in(self.ns)
         net = await NetConfig.open(sock.detach())
         return await Actuator.start(
             net, StateDir(self.state), ifindex=self.ifindex, resolv_conf=self.resolv, **kwargs
@@ -266,7 +236,7 @@ def _read_addr_events(sock: socket.socket) -> list[tuple[str, str]]:
 
 
 def test_changed_lease_is_make_before_break_and_old_address_goes(net: Net) -> None:
-    monitor = open_in_netns(net.ns, socket.SOCK_RAW, groups=0x10)  # RTMGRP_IPV4_IFADDR
+    monitor = netlink_socket_in(net.ns, socket.SOCK_RAW, groups=0x10)  # RTMGRP_IPV4_IFADDR
 
     async def body() -> None:
         act = await net.actuator()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import json
 import os
@@ -20,7 +19,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from ipaddress import IPv4Address as A
 from ipaddress import IPv4Interface, IPv4Network
@@ -29,6 +27,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from netns_helpers import netlink_socket_in
 
 from privsep.services.dhcp import _netlink as nl
 from privsep.services.dhcp._netconfig import (
@@ -347,8 +346,6 @@ def test_importing_netconfig_loads_nothing_outside_the_standard_library() -> Non
 
 # -- against the kernel -------------------------------------------------------------
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 kernel = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 
 
@@ -357,30 +354,6 @@ def ip(ns: str, *args: str) -> str:
     if result.returncode != 0:
         raise AssertionError(f"ip -n {ns} {' '.join(args)}: {result.stderr.strip()}")
     return result.stdout
-
-
-def netlink_socket_in(ns: str) -> socket.socket:
-    """An unbound NETLINK_ROUTE socket made inside `ns` by a thread that setns()es."""
-    out: list[socket.socket | BaseException] = []
-
-    def run() -> None:
-        try:
-            fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns")
-            finally:
-                os.close(fd)
-            out.append(socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE))
-        except BaseException as exc:
-            out.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if isinstance(out[0], BaseException):
-        raise out[0]
-    return out[0]
 
 
 @pytest.fixture
