@@ -1,4 +1,5 @@
-"""`privsep dhcp` against real dnsmasq and Kea in the lab, and what each process may hold.
+"""`privsep dhcp` against real dnsmasq, Kea and ISC dhcpd in the lab, and what each
+process may hold.
 
 Everything is read back from the kernel (`ip -j -n NS`), the servers' lease files,
 captures on the bridge, and probes run inside the processes' real sandboxes.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -45,7 +47,17 @@ def _rich_config(lab: Lab, **changes: object) -> object:
     )
 
 
-@pytest.mark.parametrize("kind", ["dnsmasq", "kea"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "dnsmasq",
+        "kea",
+        pytest.param(
+            "dhcpd",
+            marks=pytest.mark.skipif(shutil.which("dhcpd") is None, reason="no ISC dhcpd"),
+        ),
+    ],
+)
 def test_one_shot_lease_configures_address_routes_mtu_and_resolv_conf(
     lab: Lab, tmp_path: Path, kind: str
 ) -> None:
@@ -59,7 +71,7 @@ def test_one_shot_lease_configures_address_routes_mtu_and_resolv_conf(
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
     (address,) = client.addresses()
-    assert address == IPv4Interface("10.77.0.150/24")  # -r, honoured by both servers
+    assert address == IPv4Interface("10.77.0.150/24")  # -r, honoured by every server
     routes = {(r.destination, r.gateway) for r in client.routes() if r.protocol == "dhcp"}
     assert (ROUTED, GATEWAY) in routes  # option 121
     assert (IPv4Network("0.0.0.0/0"), GATEWAY) in routes  # 121's default route
@@ -71,7 +83,7 @@ def test_one_shot_lease_configures_address_routes_mtu_and_resolv_conf(
     assert "# the user's line\nnameserver 192.0.2.53\n" in resolv  # kept byte for byte
     (lease,) = lab.server.leases()
     assert lease.address == address.ip
-    if kind == "dnsmasq":  # Kea records no client hostname without DDNS settings
+    if kind != "kea":  # Kea records no client hostname without DDNS settings
         assert lease.hostname == "labhost"
     assert elapsed < 10
 
@@ -193,13 +205,20 @@ def test_inspect_shows_each_process_holds_only_its_grants() -> None:
     result = privsep("inspect", path, "--json")
     assert result.returncode == 0, result.stderr
     procs = {p["name"]: p for p in json.loads(result.stdout)["processes"]}
-    assert set(procs) == {"dhcp-network", "dhcp-engine", "dhcp-actuator", "dhcp-hook"}
+    assert set(procs) == {
+        "dhcp-network",
+        "dhcp-engine",
+        "dhcp-actuator",
+        "dhcp-resolv",
+        "dhcp-hook",
+    }
     assert procs["dhcp-network"]["capabilities"] == []
     assert procs["dhcp-network"]["fds"] == ["packet", "link"]
     assert procs["dhcp-engine"]["capabilities"] == []
     assert procs["dhcp-engine"]["fds"] == ["link", "actuator"]  # channels only
     assert procs["dhcp-actuator"]["capabilities"] == ["CAP_NET_ADMIN"]
     assert procs["dhcp-hook"]["capabilities"] == []
+    assert procs["dhcp-resolv"]["capabilities"] == []
     for proc in procs.values():
         assert "net" in proc["namespaces"]  # each in an empty network namespace
         assert proc["seccomp"] is not None and proc["landlock"] is not None
@@ -209,7 +228,7 @@ def test_inspect_shows_each_process_holds_only_its_grants() -> None:
         for rule in proc["landlock"]
         if "write" in rule["access"] and not rule["path"].startswith("/dev/")
     }
-    assert written == {"/var/lib/privsep/dhcp", "/etc"}  # the actuator's, by default
+    assert written == {"/var/lib/privsep/dhcp", "/etc"}  # actuator's state, dhcp-resolv's /etc
 
 
 _PROBE = """\
@@ -238,7 +257,8 @@ print("fds", os.environ["LISTEN_FDNAMES"])
     [
         ("dhcp-engine", "0000000000000000", "link:actuator"),
         ("dhcp-network", "0000000000000000", "packet:link"),
-        ("dhcp-actuator", f"{1 << 12:016x}", "route:hook:actuator"),  # CAP_NET_ADMIN = 12
+        ("dhcp-actuator", f"{1 << 12:016x}", "route:hook:resolv:actuator"),  # CAP_NET_ADMIN
+        ("dhcp-resolv", "0000000000000000", "resolv"),
     ],
 )
 def test_probe_each_process_cannot_open_sockets_or_execve(

@@ -104,14 +104,15 @@ def test_kill_9_while_bound_keeps_address_and_resumes_without_dora(lab: Lab, vic
         assert client.proc.poll() is None, client.log_tail()
 
 
-def test_kill_9_engine_while_requesting_still_ends_bound(lab: Lab) -> None:
+@pytest.mark.parametrize("victim", ["dhcp-network", "dhcp-engine", "dhcp-actuator"])
+def test_kill_9_while_requesting_still_ends_bound_without_dora_storm(lab: Lab, victim: str) -> None:
     if shutil.which("strace") is None:
         pytest.skip("needs strace to hold the server's ACK")
     node = lab.add_client()
     server = lab.start_server("dnsmasq")
     assert server.pid is not None
     # Hold dnsmasq's second reply (the ACK) for 3 s: strace delays its second sendmsg,
-    # so the client sits in REQUESTING long enough to be killed there.
+    # so the client sits in REQUESTING long enough to have `victim` killed there.
     tracer = subprocess.Popen(
         [
             "strace",
@@ -143,18 +144,28 @@ def test_kill_9_engine_while_requesting_still_ends_bound(lab: Lab) -> None:
                 timeout=2,
                 what="REQUESTING",
             )
-            pid = client.child_pids()["dhcp-engine"]
+            pid = client.child_pids()[victim]
             killed_at = time.time()
             os.kill(pid, signal.SIGKILL)
             assert not [p for p in dhcp_packets(capture) if p.message_type == "ACK"], (
                 "the ACK came before the kill: the REQUESTING window was missed"
             )
-            _restarted(client, "dhcp-engine", pid)
+            _restarted(client, victim, pid)
             address = wait_for_lease_address(node, client, timeout=15)
+            bound = _bound_again(client, killed_at)
+            wait_for(
+                lambda: time.time() > float(bound["ts"]) + QUIET_WINDOW,
+                timeout=QUIET_WINDOW + 1,
+                what="the quiet window",
+            )
             packets = [p for p in dhcp_packets(capture, live=False) if p.time > killed_at]
+            assert client.proc.poll() is None, client.log_tail()
         assert address.ip in {p.yiaddr for p in packets if p.message_type == "ACK"}
-        # The held ACK, then at most one fresh exchange (DISCOVER, OFFER, REQUEST, ACK).
+        # The held ACK, then at most one fresh exchange (DISCOVER, OFFER, REQUEST, ACK),
+        # with one retransmission to spare; and silence once BOUND again.
         assert len(packets) <= 1 + 4 + 1, describe(packets)
+        assert len(of_type(packets, "DISCOVER")) <= 2, describe(packets)
+        assert not [p for p in packets if p.time > float(bound["ts"])], describe(packets)
         assert request.time < killed_at
     finally:
         tracer.terminate()

@@ -114,7 +114,8 @@ def _client_parser() -> argparse.ArgumentParser:
         usage=_USAGE,
         description=(
             "Privilege-separated DHCPv4 client: dhcp-network (packet socket), dhcp-engine "
-            "(protocol, no privileges), dhcp-actuator (CAP_NET_ADMIN), dhcp-hook (-s). "
+            "(protocol, no privileges), dhcp-actuator (CAP_NET_ADMIN), dhcp-resolv "
+            "(resolv.conf), dhcp-hook (-s). "
             "Runs in the foreground, keeping the lease, until SIGTERM."
         ),
     )
@@ -268,15 +269,16 @@ def _prepare_dirs(params: dict[str, str]) -> None:
         raise CliError(f"--resolv-conf: no directory {params['resolv_dir']}", code=2)
 
 
-def _without_hook(layout: Any) -> Any:
-    """The layout minus `dhcp-hook` and the actuator's channel to it (no -s)."""
+def _without(layout: Any, name: str) -> Any:
+    """The layout minus process `name` and the channels to it (dhcp-hook without -s,
+    dhcp-resolv with --resolv-conf none)."""
     import dataclasses  # noqa: PLC0415
 
     processes = []
     for process in layout.processes:
-        if process.name == "dhcp-hook":
+        if process.name == name:
             continue
-        channels = tuple(c for c in process.channels if c.peer != "dhcp-hook")
+        channels = tuple(c for c in process.channels if c.peer != name)
         processes.append(dataclasses.replace(process, channels=channels))
     return dataclasses.replace(layout, processes=tuple(processes))
 
@@ -324,7 +326,9 @@ def _client(argv: list[str]) -> int:
     except LayoutError as exc:
         raise CliError("; ".join(exc.problems), code=2) from None
     if not opts.script:
-        layout = _without_hook(layout)
+        layout = _without(layout, "dhcp-hook")
+    if params["resolv_conf"] == "none":
+        layout = _without(layout, "dhcp-resolv")
     _log.configure("supervisor")
     supervisor = Supervisor(layout, stop_timeout=opts.stop_timeout, on_exit=_on_exit)
     return _run(supervisor)

@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Any, Final, final
+from typing import Any, Final, Protocol, final
 
 from privsep._errors import PrivsepError
 from privsep._log import get_logger, log_event
@@ -400,6 +400,37 @@ def _configuration(msg: Any) -> Configuration:
 _Undo = Callable[[], Awaitable[None]]
 
 
+class ResolvWriter(Protocol):
+    """Where our resolv.conf block goes: `LocalResolvConf` (this process writes the
+    file) or, in the real client, `dhcp-resolv` over RPC (`_proc_actuator`), so the
+    actuator itself needs no write access to the resolv.conf directory."""
+
+    async def write(
+        self, dns: tuple[IPv4Address, ...], domain: str | None, search: tuple[str, ...]
+    ) -> _Undo:
+        """Put these values in our block (all empty: remove it); returns the undo."""
+        ...
+
+
+@final
+class LocalResolvConf:
+    """A `ResolvWriter` writing `target` from this process (`_resolvconf`)."""
+
+    __slots__ = ("ifname", "target")
+
+    def __init__(self, target: str | Path, ifname: str) -> None:
+        self.target = target
+        self.ifname = ifname
+
+    async def write(
+        self, dns: tuple[IPv4Address, ...], domain: str | None, search: tuple[str, ...]
+    ) -> _Undo:
+        before = _resolvconf.write_resolv_conf(
+            self.target, ifname=self.ifname, dns=dns, domain=domain, search=search
+        )
+        return _bind_restore(self.target, before or "")
+
+
 @dataclass(slots=True)
 class _Transaction:
     undo: list[tuple[str, _Undo]] = field(default_factory=list)
@@ -430,7 +461,7 @@ class Actuator:
         *,
         ifindex: int,
         ifname: str,
-        resolv_conf: str | Path,
+        resolv: ResolvWriter | None,
         limits: Limits,
         applied: Applied,
     ) -> None:
@@ -438,7 +469,7 @@ class Actuator:
         self.state = state
         self.ifindex = ifindex
         self.ifname = ifname
-        self.resolv_conf = resolv_conf
+        self.resolv = resolv  # None: resolv.conf is not ours (`none`)
         self.limits = limits
         self.applied = applied
         self._busy = asyncio.Lock()
@@ -454,9 +485,11 @@ class Actuator:
         *,
         ifindex: int,
         resolv_conf: str | Path = _resolvconf.NONE_TARGET,
+        resolv: ResolvWriter | None = None,
         limits: Limits | None = None,
     ) -> Actuator:
-        """Read the link (name, max MTU) and our `applied` record; change nothing."""
+        """Read the link (name, max MTU) and our `applied` record; change nothing.
+        resolv.conf goes to `resolv` if given, else to `resolv_conf` from here."""
         link = await net.link(ifindex)
         limits = limits or Limits()
         if link.max_mtu and link.max_mtu < limits.max_mtu:
@@ -479,7 +512,7 @@ class Actuator:
             state,
             ifindex=ifindex,
             ifname=link.name,
-            resolv_conf=resolv_conf,
+            resolv=resolv or _local_resolv(resolv_conf, link.name),
             limits=limits,
             applied=applied,
         )
@@ -530,7 +563,7 @@ class Actuator:
             broadcast=plan.broadcast,
             routes=plan.routes,
             original_mtu=original_mtu,
-            resolv_conf=str(self.resolv_conf) != _resolvconf.NONE_TARGET,
+            resolv_conf=self.resolv is not None,
         )
         # Intent first: if we die mid-way, the record covers old and new.
         intent = Applied(
@@ -563,16 +596,9 @@ class Actuator:
                         _bind_addr(net, idx, old.address, previous.broadcast, previous.valid_lft),
                     )
                     await self._repair_flushed(plan)
-            if final.resolv_conf:
-                before = _resolvconf.write_resolv_conf(
-                    self.resolv_conf,
-                    ifname=self.ifname,
-                    dns=plan.dns,
-                    domain=plan.domain,
-                    search=plan.search,
-                )
-                if before is not None:
-                    tx.push("resolv.conf", _bind_restore(self.resolv_conf, before))
+            if self.resolv is not None:
+                undo = await self.resolv.write(plan.dns, plan.domain, plan.search)
+                tx.push("resolv.conf", undo)
             self._save(LEASE_RECORD, plan.state_blob)
             self._save(APPLIED_RECORD, final.to_bytes())
         except BaseException as exc:
@@ -652,8 +678,8 @@ class Actuator:
                     await _ignore_gone(net.delete_address(idx, old.address), errors)
             if old.original_mtu is not None:
                 await _ignore_gone(net.set_mtu(idx, old.original_mtu), errors)
-            if old.resolv_conf and str(self.resolv_conf) != _resolvconf.NONE_TARGET:
-                _resolvconf.remove_block(self.resolv_conf, ifname=self.ifname)
+            if old.resolv_conf and self.resolv is not None:
+                await self.resolv.write((), None, ())
             self.state.remove(LEASE_RECORD)
             self.applied = Applied(ifindex=idx)
             self._written.pop(LEASE_RECORD, None)
@@ -684,6 +710,10 @@ def _bind_addr(
         await net.add_address(idx, interface, broadcast, kept, replace=replace)
 
     return step
+
+
+def _local_resolv(target: str | Path, ifname: str) -> LocalResolvConf | None:
+    return None if str(target) == _resolvconf.NONE_TARGET else LocalResolvConf(target, ifname)
 
 
 def _bind_restore(target: str | Path, content: str) -> _Undo:

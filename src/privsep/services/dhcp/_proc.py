@@ -18,6 +18,7 @@ _MODULES = {
     "dhcp-engine": "privsep.services.dhcp._proc_engine",
     "dhcp-actuator": "privsep.services.dhcp._proc_actuator",
     "dhcp-hook": "privsep.services.dhcp._proc_hook",
+    "dhcp-resolv": "privsep.services.dhcp._proc_resolv",
 }
 
 

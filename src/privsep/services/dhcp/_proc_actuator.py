@@ -1,10 +1,12 @@
 """`dhcp-actuator`: applies what the engine asks, after checking it, and triggers hooks.
 
 Holds CAP_NET_ADMIN, the netlink route socket the supervisor opened in the
-interface's namespace, write access to the state dir and the resolv.conf
-target (Landlock), and two channels: it serves `EngineActuator` to the engine
-and uses `Hook` of `dhcp-hook` (absent when no hook script is configured). It
-can never execve (seccomp): hook scripts run in `dhcp-hook`.
+interface's namespace, write access to its state dir only (Landlock), and
+three channels: it serves `EngineActuator` to the engine, uses `Hook` of
+`dhcp-hook` (absent when no hook script is configured) and `Resolv` of
+`dhcp-resolv` (absent with `--resolv-conf none`), which alone may write the
+resolv.conf directory. It can never execve (seccomp): hook scripts run in
+`dhcp-hook`.
 
 The interface index comes from the kernel (RTM_GETLINK by name on our own
 socket), never from the engine. Hook variables from the engine are data: names
@@ -16,8 +18,11 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from ipaddress import IPv4Address
+from typing import Any, Final, final
 
+from privsep._errors import PrivsepError
 from privsep._log import get_logger, log_event
 from privsep.services.dhcp import _netlink as nl
 from privsep.services.dhcp._actuator import Actuator, ActuatorRejected, ActuatorRpc
@@ -67,6 +72,41 @@ def hook_variables(env: Any, ifname: str) -> dict[str, str]:
         raise ActuatorRejected(f"hook variables over {MAX_ENV_BYTES} bytes")
     out["interface"] = ifname
     return out
+
+
+class ResolvFailed(PrivsepError):
+    """dhcp-resolv refused or could not write resolv.conf (the lease rolls back)."""
+
+
+@final
+class RemoteResolvConf:
+    """A `ResolvWriter` over the `Resolv` channel of `dhcp-resolv`. Its errors (RPC
+    exceptions) become `ResolvFailed`, which the transaction's rollback handles."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def _call(self, call: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            await call()
+        except Exception as exc:  # capnp.KjException: refused, or dhcp-resolv is gone
+            # A remote exception's description is its traceback: keep the last line.
+            text = str(getattr(exc, "description", "") or exc)
+            lines = [line for line in text.splitlines() if line.strip()]
+            lines = [line for line in lines if not line.startswith("stack:")] or [repr(exc)]
+            raise ResolvFailed(f"dhcp-resolv: {lines[-1][:300]}") from None
+
+    async def write(
+        self, dns: tuple[IPv4Address, ...], domain: str | None, search: tuple[str, ...]
+    ) -> Callable[[], Awaitable[None]]:
+        servers = [int(server) for server in dns]
+        await self._call(lambda: self._client.write(servers, domain or "", list(search)))
+        return self._undo
+
+    async def _undo(self) -> None:
+        await self._call(self._client.undo)
 
 
 class EngineActuatorService:
@@ -122,8 +162,10 @@ async def main(ctx: Any) -> None:
     net = await NetConfig.open(ctx.fd("route"))
     ifname = params["interface"]
     ifindex = await link_index(net, ifname)
+    # Without the channel (`--resolv-conf none`) resolv.conf is not ours at all.
+    resolv = RemoteResolvConf(await ctx.channel("resolv")) if "resolv" in ctx.fds else None
     actuator = await Actuator.start(
-        net, StateDir(params["state_dir"]), ifindex=ifindex, resolv_conf=params["resolv_conf"]
+        net, StateDir(params["state_dir"]), ifindex=ifindex, resolv=resolv
     )
     hook = await ctx.channel("hook") if "hook" in ctx.fds else None
     await ctx.serve("actuator", EngineActuatorService(actuator, hook, ifname))
