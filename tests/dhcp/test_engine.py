@@ -808,3 +808,222 @@ def test_point_to_point_prefixes_bind(prefix: int) -> None:
     from engine_helpers import mask
 
     assert Scenario().bind(ack_options={1: mask(prefix)}).prefix_len == prefix
+
+
+# -- renew_now (udhcpc's SIGUSR1), pending_lease ------------------------------------------------
+
+
+def _changes(s: Scenario) -> list[tuple[State, State]]:
+    return [(e.old, e.new) for e in s.events(states=True) if isinstance(e, StateChanged)]
+
+
+def test_renew_now_while_stopped_starts() -> None:
+    s = Scenario()
+    s.bind()
+    s.client.release(s.now)
+    s.sent()
+    s.events()
+    s.at(1500.0)
+    assert s.client.renew_now(s.now)
+    discover = s.last(D)
+    assert discover.secs == 0 and discover.option(50) is None  # a released lease is not asked for
+    assert s.client.state is State.SELECTING
+    assert s.client.get_timer() == 1504.0
+
+
+def test_renew_now_in_selecting_starts_a_new_exchange_through_init() -> None:
+    s = Scenario(config(discover_tries=2, discover_interval=3.0))
+    s.start()
+    first = s.last(D)
+    assert s.fire() == START + 3  # second and last try of the first exchange
+    s.last(D)
+    s.events(states=True)
+    s.at(START + 5)
+    assert s.client.renew_now(s.now)
+    discover = s.last(D)
+    assert discover.xid != first.xid and discover.secs == 0
+    assert _changes(s) == [(State.SELECTING, State.INIT), (State.INIT, State.SELECTING)]
+    # Tries count from 0 again: two more DISCOVERs before LeaseFailed.
+    assert s.fire() == START + 8
+    assert s.last(D).xid == discover.xid
+    assert s.fire() == START + 11
+    assert s.events() == [LeaseFailed()]
+
+
+def test_renew_now_in_requesting_drops_the_offer_and_discovers() -> None:
+    s = Scenario()
+    s.start()
+    s.deliver(s.server.offer(s.last(D)), at=START + 1)
+    request = s.last(R)
+    s.events(states=True)
+    s.at(START + 2)
+    assert s.client.renew_now(s.now)
+    discover = s.last(D)
+    assert discover.xid != request.xid and discover.secs == 0
+    assert _changes(s) == [(State.REQUESTING, State.INIT), (State.INIT, State.SELECTING)]
+    assert s.client.get_timer() == START + 2 + 4.0
+    s.deliver(s.server.ack(request), at=START + 3)  # the old exchange is over
+    assert isinstance(s.events()[0], PacketDropped) and s.client.state is State.SELECTING
+
+
+def test_renew_now_during_the_nak_backoff_discovers_at_once() -> None:
+    s = Scenario()
+    s.start()
+    s.deliver(s.server.offer(s.last(D)))
+    s.deliver(s.server.nak(s.last(R)), at=START + 2)
+    s.events(states=True)
+    assert s.client.get_timer() == START + 5.0
+    s.at(START + 3)
+    assert s.client.renew_now(s.now)
+    assert s.last(D).secs == 0
+    assert _changes(s) == [(State.INIT, State.SELECTING)]
+    assert s.client.get_timer() == START + 3 + 4.0  # the backoff deadline is gone
+
+
+def test_renew_now_during_the_leasefail_pause_discovers_at_once() -> None:
+    s = Scenario(config(discover_tries=1, discover_interval=3.0, failure_pause=20.0))
+    s.start()
+    s.last(D)
+    s.fire()
+    assert s.events() == [LeaseFailed()] and s.client.get_timer() == START + 23
+    s.at(START + 10)
+    assert s.client.renew_now(s.now)
+    s.last(D)
+    assert s.client.state is State.SELECTING and s.client.get_timer() == START + 13
+
+
+def test_renew_now_while_bound_renews_as_if_t1_fired() -> None:
+    s = Scenario()
+    lease = s.bind()
+    s.events(states=True)
+    s.at(2000.0)
+    assert s.client.renew_now(s.now)
+    assert _changes(s) == [(State.BOUND, State.RENEWING)]
+    [out] = s.sent_dhcp()
+    assert out.kind is R and out.message.secs == 0
+    assert (out.frame.src_ip, out.frame.dst_ip, out.frame.dst_mac) == (
+        ADDRESS,
+        SERVER_IP,
+        SERVER_MAC,
+    )
+    assert out.message.ciaddr == ADDRESS and out.message.option(50) is None
+    # Retry at half the 2151 s left to T2 (4151), which stays where it was.
+    assert s.client.get_timer() == 2000.0 + 1075.5
+    s.deliver(s.server.ack(out.message), at=2000.5)
+    [renewed] = s.events()
+    assert isinstance(renewed, LeaseRenewed)
+    assert renewed.lease.acquired_at == 2000.0  # the lease runs from the early REQUEST
+    assert s.client.get_timer() == 2000.0 + 1800
+    assert lease.t2_at == 4151.0
+
+
+def test_renew_now_while_bound_keeps_t2_and_expiry_if_no_answer() -> None:
+    s = Scenario()
+    s.bind()
+    s.at(2000.0)
+    s.client.renew_now(s.now)
+    s.sent()
+    while (deadline := s.client.get_timer()) is not None and deadline < 4151.0:
+        s.fire()
+        s.sent()
+    assert s.fire() == 4151.0 and s.client.state is State.REBINDING
+
+
+def test_renew_now_while_bound_past_t2_rebinds_instead() -> None:
+    s = Scenario()
+    s.bind()
+    s.events(states=True)
+    s.at(4200.0)  # the driver slept past T2: the later stage wins, as in handle_timer
+    assert s.client.renew_now(s.now)
+    assert _changes(s) == [(State.BOUND, State.REBINDING)]
+    assert [o.frame.dst_ip for o in s.sent_dhcp()] == [BCAST]
+    assert s.client.get_timer() == 4200.0 + 200.5
+
+
+def test_renew_now_with_an_infinite_lease_does_nothing() -> None:
+    s = Scenario()
+    s.bind(ack_options={51: 0xFFFFFFFF})
+    s.events(states=True)
+    assert not s.client.renew_now(s.now + 10)
+    assert s.sent() == [] and s.events(states=True) == []
+    assert s.client.state is State.BOUND and s.client.get_timer() is None
+
+
+def test_renew_now_while_renewing_retransmits_the_unicast_request_now() -> None:
+    s = Scenario()
+    s.bind()
+    s.fire()
+    renew = s.last(R)
+    assert s.client.get_timer() == 3476.0
+    s.events(states=True)
+    s.at(3000.0)
+    assert s.client.renew_now(s.now)
+    [out] = s.sent_dhcp()
+    assert out.message.xid == renew.xid and out.message.secs == 199
+    assert out.frame.dst_ip == SERVER_IP
+    assert s.events(states=True) == [] and s.client.state is State.RENEWING
+    assert s.client.get_timer() == 3000.0 + 575.5  # half the 1151 s left to T2
+
+
+def test_renew_now_while_rebinding_retransmits_the_broadcast_request_now() -> None:
+    s = Scenario()
+    s.bind()
+    s.fire()
+    while s.client.state is State.RENEWING:
+        s.sent()
+        s.fire()
+    rebind = s.last(R)
+    assert s.now == 4151.0 and s.client.get_timer() == 4376.0
+    s.events(states=True)
+    s.at(4201.0)
+    assert s.client.renew_now(s.now)
+    [out] = s.sent_dhcp()
+    assert out.message.xid == rebind.xid and out.frame.dst_ip == BCAST
+    assert s.events(states=True) == [] and s.client.state is State.REBINDING
+    assert s.client.get_timer() == 4201.0 + 200.0  # half the 400 s left to expiry
+
+
+def test_renew_now_while_rebooting_resends_the_request_now() -> None:
+    saved = make_lease(acquired_at=START - 100)
+    s = Scenario(config(reboot_tries=2), saved_lease=saved)
+    s.start()
+    first = s.last(R)
+    assert s.client.get_timer() == START + 4
+    s.at(START + 1)
+    assert s.client.renew_now(s.now)
+    again = s.last(R)
+    assert again.xid == first.xid and again.secs == 1 and again.get(50) == ADDRESS
+    assert s.client.get_timer() == START + 1 + 8  # the second try's backoff
+    s.fire()
+    assert s.events() == [LeaseAcquired(saved)]  # reboot_tries spent, lease still valid
+
+
+def test_renew_now_while_probing_or_declined_does_nothing() -> None:
+    s = _probing()
+    deadline = s.client.get_timer()
+    assert not s.client.renew_now(s.now)
+    assert s.sent() == [] and s.client.get_timer() == deadline
+    assert s.client.state is State.PROBING
+    s.client.report_conflict(s.now)
+    s.sent()
+    s.events(states=True)
+    assert s.client.get_timer() == s.now + 10.0
+    assert not s.client.renew_now(s.now + 1)
+    assert s.sent() == [] and s.events(states=True) == []
+    assert s.client.state is State.DECLINED and s.client.get_timer() == s.now + 10.0
+
+
+def test_pending_lease_is_the_acked_lease_only_while_probing() -> None:
+    s = Scenario(config(arp_probe=True))
+    assert s.client.pending_lease is None
+    s.start()
+    s.deliver(s.server.offer(s.last(D)))
+    request = s.last(R)
+    assert s.client.pending_lease is None
+    s.deliver(s.server.ack(request))
+    pending = s.client.pending_lease
+    assert pending is not None and pending.address == ADDRESS
+    assert s.client.lease is None
+    while s.client.state is State.PROBING:
+        s.fire()
+    assert s.client.pending_lease is None and s.client.lease == pending

@@ -61,7 +61,7 @@ def _check_invariants(client: Client, now: float, after_timer: bool) -> None:
     if state in EXCHANGING:
         assert client._xid is not None
     if state is State.PROBING:
-        assert client._pending is not None
+        assert client.pending_lease is not None
     for frame in client.frames_to_send():
         decode_sent(frame)  # everything we send is well-formed
 

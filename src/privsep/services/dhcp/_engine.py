@@ -268,6 +268,57 @@ class Client:
             return True
         return False
 
+    @property
+    def pending_lease(self) -> Lease | None:
+        """The acknowledged lease being probed (PROBING, RFC 5227), not yet in use.
+
+        None in every other state. A driver needs its address while probing, before
+        `lease` has it (the network process must let ARP probes for it through).
+        """
+        return self._pending
+
+    def renew_now(self, now: float) -> bool:
+        """Hurry along now, as udhcpc does on SIGUSR1 ("renew"). False: nothing to do.
+
+        - STOPPED: `start(now)`.
+        - INIT (waiting after a NAK, `LeaseFailed` or RFC 8925's V6ONLY_WAIT),
+          SELECTING, REQUESTING: the wait or exchange is dropped and a new one
+          starts with a DHCPDISCOVER now, its tries counted from 0 (udhcpc goes
+          to INIT_SELECTING with a new xid and packet_num 0). SELECTING and
+          REQUESTING pass through INIT (`Trigger.RENEW_NOW`).
+        - BOUND: as if T1 fired now: RENEWING, unicast DHCPREQUEST; T2 and expiry
+          stay where they were. An infinite lease has no T1: False.
+        - RENEWING, REBINDING, REBOOTING: the next retransmission goes now, in
+          the same exchange (udhcpc unicasts again even when rebinding; we keep
+          broadcasting in REBINDING, as the server did not answer unicast).
+        - PROBING, DECLINED: False. RFC 5227 fixes the probe timing, and the
+          wait after a DHCPDECLINE is a MUST (RFC 2131 §3.1.5).
+
+        The moved deadline runs through `handle_timer(now)`, so a later lease
+        stage already due (T2, expiry) still takes precedence.
+        """
+        state = self._state
+        if state is State.STOPPED:
+            self.start(now)
+            return True
+        if state in (State.INIT, State.SELECTING, State.REQUESTING):
+            if state is not State.INIT:
+                self._transition(Trigger.RENEW_NOW)
+            self._retransmit_at = self._restart_at = None
+            self._begin_discover(now)
+            return True
+        if state is State.BOUND:
+            if self._t1_at is None:
+                return False  # infinite lease
+            self._t1_at = now
+        elif state in (State.RENEWING, State.REBINDING, State.REBOOTING):
+            assert self._retransmit_at is not None  # armed by every send in these states
+            self._retransmit_at = now
+        else:
+            return False  # PROBING, DECLINED
+        self.handle_timer(now)
+        return True
+
     def frames_to_send(self) -> list[bytes]:
         """Whole Ethernet frames to transmit, oldest first; the queue is emptied."""
         out, self._outbox = self._outbox, []

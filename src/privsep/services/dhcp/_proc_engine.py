@@ -54,7 +54,6 @@ from privsep.services.dhcp._events import (
 )
 from privsep.services.dhcp._hookenv import HookEvent, LeaseFacts, facts_from_lease, hook_env
 from privsep.services.dhcp._lease import Lease, MalformedLease
-from privsep.services.dhcp._state import State
 
 EXIT_BOUND: Final = 70  # -q: bound and configured
 EXIT_NO_LEASE: Final = 71  # -n: leasefail
@@ -214,20 +213,9 @@ class Driver:
             await self._step(self._renew_now)
 
     def _renew_now(self) -> None:
-        """Renew at once when bound; resend now while asking; start again when stopped.
-
-        The engine has no public call for this yet, so its deadlines are moved
-        (T1 or the retransmission) and its own timer handling does the rest.
-        """
-        client, t = self.client, now()
-        if client.state is State.STOPPED:
-            client.start(t)
-            return
-        if client.state is State.BOUND:
-            client._t1_at = t
-        elif client._retransmit_at is not None:
-            client._retransmit_at = t
-        client.handle_timer(t)
+        """SIGUSR1: renew at once when bound, resend now while asking, start over otherwise."""
+        if not self.client.renew_now(now()):
+            log_event(_logger, "renew-skipped", state=self.client.state.name)
 
     def _start(self) -> None:
         self.client.start(now())
@@ -244,10 +232,10 @@ class Driver:
     async def _step(self, call: Callable[..., None], *args: Any) -> None:
         """Run one engine call, then send its frames and act on its events."""
         lease_before = self.client.lease
-        pending_before = self.client._pending  # the address being probed (RFC 5227)
+        pending_before = self.client.pending_lease  # the address being probed (RFC 5227)
         call(*args)
         leased = self.client.lease or lease_before
-        pending = self.client._pending or pending_before
+        pending = self.client.pending_lease or pending_before
         candidate = pending.address if pending is not None else None
         server = leased.server_id if leased is not None else None
         for frame in self.client.frames_to_send():

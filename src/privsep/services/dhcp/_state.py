@@ -22,7 +22,9 @@ INIT and INIT_REBOOT are passed through at once when the client starts: the
 first DHCPDISCOVER (or the INIT-REBOOT DHCPREQUEST) leaves with the RESTART /
 REBOOT trigger. INIT is also where the client waits (`_restart_at`) after a
 DHCPNAK, after `discover_tries` failed (udhcpc's `-A` pause), after a lease
-expired and during RFC 8925's V6ONLY_WAIT.
+expired and during RFC 8925's V6ONLY_WAIT. `renew_now()` in SELECTING or
+REQUESTING goes back through INIT (RENEW_NOW, then RESTART) to a new
+exchange; in BOUND it is the T1 trigger, fired early.
 
 The diagram in docs/dhcp-engine.md is generated from this table:
 `python -m privsep.services.dhcp._state` prints it.
@@ -69,6 +71,7 @@ class Trigger(enum.Enum):
     T2 = "T2"
     EXPIRY = "lease expired"
     RELEASE = "release()"
+    RENEW_NOW = "renew_now()"  # the caller restarts an unfinished acquisition (SIGUSR1)
     STOP = "stop()"
 
 
@@ -89,6 +92,7 @@ TRANSITIONS: Final[dict[State, dict[Trigger, State]]] = {
         T.ACK_PROBE: S.PROBING,  # rapid commit, then RFC 5227
         T.TRIES_EXHAUSTED: S.INIT,
         T.IPV6_ONLY: S.INIT,
+        T.RENEW_NOW: S.INIT,
         **_ALWAYS,
     },
     S.REQUESTING: {
@@ -96,6 +100,7 @@ TRANSITIONS: Final[dict[State, dict[Trigger, State]]] = {
         T.ACK_PROBE: S.PROBING,
         T.NAK: S.INIT,
         T.TRIES_EXHAUSTED: S.INIT,
+        T.RENEW_NOW: S.INIT,
         **_ALWAYS,
     },
     S.PROBING: {T.PROBE_OK: S.BOUND, T.CONFLICT: S.DECLINED, **_ALWAYS},
