@@ -2,7 +2,7 @@
 and which processes (and how much memory) a client left behind.
 
 - `AddressWatch`: a NETLINK_ROUTE socket opened inside the client's network namespace
-  (setns on this thread, then back; a socket keeps the namespace it was made in),
+  (by the supervisor's `in_netns`: a socket keeps the namespace it was made in),
   subscribed to IPv4 address events. Event-driven like `ip monitor address`, without a
   second process: the moment select() wakes is the "configured" time.
 - `dhcp_phases`: first client packet and the ACK from a pcap (kernel timestamps, the same
@@ -30,9 +30,10 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Final, final
 
-from privsep.testing import CapturedPacket
+from privsep._errors import MalformedPacket
+from privsep.sandbox._resources import in_netns
+from privsep.services.dhcp._message import decode_message
 
-_CLONE_NEWNET: Final = 0x40000000
 _PR_SET_CHILD_SUBREAPER: Final = 36
 _RTMGRP_IPV4_IFADDR: Final = 0x10
 _RTM_NEWADDR: Final = 20
@@ -41,7 +42,6 @@ _IFA_LOCAL: Final = 2
 _NLMSG: Final = struct.Struct("=IHHII")
 _IFADDRMSG: Final = struct.Struct("=BBBBI")
 _RTATTR: Final = struct.Struct("=HH")
-_DHCP_COOKIE: Final = b"\x63\x82\x53\x63"
 ACK: Final = 5
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -58,32 +58,21 @@ def become_subreaper() -> None:
     _check(_libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
 
 
-@contextlib.contextmanager
-def in_netns(name: str) -> Iterator[None]:
-    """Run the body with this thread in network namespace `name` (/run/netns/NAME)."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-        try:
-            _check(_libc.setns(target, _CLONE_NEWNET))
-            try:
-                yield
-            finally:
-                _check(_libc.setns(own, _CLONE_NEWNET))
-        finally:
-            os.close(target)
-    finally:
-        os.close(own)
-
-
 @final
 class AddressWatch:
     """Reports the first IPv4 address added to `interface` in `netns` after creation."""
 
     def __init__(self, netns: str, interface: str) -> None:
-        with in_netns(netns):
-            self._index = socket.if_nametoindex(interface)
-            self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        made: list[tuple[int, socket.socket]] = []
+
+        def open_in_netns() -> None:
+            index = socket.if_nametoindex(interface)
+            made.append(
+                (index, socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE))
+            )
+
+        in_netns(netns, open_in_netns, what="address watch")
+        self._index, self._sock = made[0]
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self._sock.bind((0, _RTMGRP_IPV4_IFADDR))
         self._sock.setblocking(False)
@@ -166,36 +155,20 @@ class DhcpPacket:
 
 
 def _message_type(payload: bytes) -> int | None:
-    if len(payload) < 240 or payload[236:240] != _DHCP_COOKIE:
-        return None
-    offset = 240
-    while offset < len(payload):
-        code = payload[offset]
-        if code == 0:
-            offset += 1
-            continue
-        if code == 255 or offset + 1 >= len(payload):
-            return None
-        length = payload[offset + 1]
-        if code == 53 and length == 1 and offset + 2 < len(payload):
-            return payload[offset + 2]
-        offset += 2 + length
+    with contextlib.suppress(MalformedPacket):
+        return decode_message(payload).message_type
     return None
 
 
-def dhcp_packets(packets: Iterable[CapturedPacket], mac: str) -> list[DhcpPacket]:
-    """The DHCP messages of the client with hardware address `mac`, in capture order."""
+def dhcp_packets(payloads: Iterable[tuple[float, bytes]], mac: str) -> list[DhcpPacket]:
+    """The DHCP messages of the client with hardware address `mac`, in capture order,
+    from `Capture.dhcp_payloads()`."""
     chaddr = bytes.fromhex(mac.replace(":", ""))
-    found = []
-    for packet in packets:
-        udp = packet.udp()
-        if udp is None or not ({udp[0], udp[1]} & {67, 68}):
-            continue
-        payload = udp[2]
-        if len(payload) < 240 or payload[28:34] != chaddr:
-            continue
-        found.append(DhcpPacket(packet.time, payload[0] == 1, _message_type(payload)))
-    return found
+    return [
+        DhcpPacket(when, payload[0] == 1, _message_type(payload))
+        for when, payload in payloads
+        if len(payload) >= 240 and payload[28:34] == chaddr
+    ]
 
 
 def dhcp_phases(packets: list[DhcpPacket], until: float) -> tuple[float | None, float | None]:

@@ -51,7 +51,7 @@ if importlib.util.find_spec("privsep") is None:  # a Python outside the venv: us
 import _lease_clients as clients  # noqa: E402
 import _lease_probe as probe  # noqa: E402
 
-from privsep.testing import Lab, Node, ServerError, ServerKind, read_pcap  # noqa: E402
+from privsep.testing import Lab, Node, ServerError, ServerKind  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "lease.json"
 MIB = 1024.0
@@ -211,7 +211,7 @@ def one_run(
     t_addr, address = found
     t_first = t_ack = None
     if capture is not None:
-        packets = probe.dhcp_packets(read_pcap(capture.stop()), node.mac)
+        packets = probe.dhcp_packets(capture.dhcp_payloads(), node.mac)
         t_first, t_ack = probe.dhcp_phases(packets, t_addr)
         record["dhcp_messages"] = len(packets)
     node.flush()

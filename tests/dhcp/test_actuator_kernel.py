@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import socket
 import struct
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netns_helpers import netlink_socket_in
+from netns_helpers import netlink_socket_in, veth_netns
 
 from privsep.services.dhcp._actuator import (
     APPLIED_RECORD,
@@ -104,16 +103,8 @@ class Net:
 
 @pytest.fixture
 def net(tmp_path: Path) -> Iterator[Net]:
-    ns = f"privsep-act-{secrets.token_hex(4)}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        ip("link", "add", IFACE, "type", "veth", "peer", "name", "pa1", ns=ns)
-        ip("link", "set", IFACE, "up", ns=ns)
-        ip("link", "set", "pa1", "up", ns=ns)
-        ifindex = ip_json("link", "show", "dev", IFACE, ns=ns)[0]["ifindex"]
+    with veth_netns() as (ns, ifindex):
         yield Net(ns, ifindex, tmp_path / "state", tmp_path / "resolv.conf")
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def lease(**overrides: Any) -> Configuration:
@@ -427,13 +418,7 @@ HOSTILE = [
 @pytest.fixture(scope="module")
 def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     """One namespace with a good lease applied, shared by the rejection table."""
-    ns = f"privsep-act-{secrets.token_hex(4)}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        ip("link", "add", IFACE, "type", "veth", "peer", "name", "pa1", ns=ns)
-        ip("link", "set", IFACE, "up", ns=ns)
-        ip("link", "set", "pa1", "up", ns=ns)
-        ifindex = ip_json("link", "show", "dev", IFACE, ns=ns)[0]["ifindex"]
+    with veth_netns() as (ns, ifindex):
         tmp = tmp_path_factory.mktemp("act")
         net = Net(ns, ifindex, tmp / "state", tmp / "resolv.conf")
 
@@ -444,8 +429,6 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
 
         run(body())
         yield net
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def test_rejection_table_has_enough_cases() -> None:

@@ -33,6 +33,17 @@ def run_decode(stdin: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
+def run_dhcp(*args: str) -> subprocess.CompletedProcess[str]:
+    """`privsep dhcp ARGS` without stdin, output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "privsep", "dhcp", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+
+
 def test_binary_stdin_prints_the_expected_json(capture_named: Any) -> None:
     capture = capture_named("dnsmasq-04-ack")
     result = run_decode(capture.payload)
@@ -95,13 +106,7 @@ def test_text_that_is_not_hex_exits_2() -> None:
 
 def test_an_interface_argument_is_the_client() -> None:
     # Never on the host's interfaces: a namespace that does not exist fails up front.
-    result = subprocess.run(
-        [sys.executable, "-m", "privsep", "dhcp", "eth0", "-q", "--netns", "privsep-absent-ns"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
+    result = run_dhcp("eth0", "-q", "--netns", "privsep-absent-ns")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "error: no network namespace 'privsep-absent-ns' (ip netns list)"
@@ -109,13 +114,7 @@ def test_an_interface_argument_is_the_client() -> None:
 
 
 def test_decode_help_names_the_hex_flag() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "privsep", "dhcp", "decode", "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
+    result = run_dhcp("decode", "--help")
     assert result.returncode == 0
     assert "--hex" in result.stdout
 
@@ -206,14 +205,20 @@ def test_non_hex_and_future_client_in_process(
 def test_client_refuses_the_host_network_under_the_test_guard() -> None:
     # The pytest plugin sets PRIVSEP_REQUIRE_NETNS for the whole session: a client started
     # without --netns must stop before touching anything, whatever interface it names.
-    result = subprocess.run(
-        [sys.executable, "-m", "privsep", "dhcp", "lo", "-q"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
+    result = run_dhcp("lo", "-q")
     assert result.returncode == 2
     assert result.stderr == (
         "error: refusing to run on the host's network: PRIVSEP_REQUIRE_NETNS is set\n"
     )
+
+
+def test_cli_option_names_match_the_hook_table() -> None:
+    # `-O NAME`/`-x NAME:VAL` resolve names by a table of their own (kept out of the
+    # hook module so the CLI starts fast); it must agree with the names hooks export.
+    from privsep._cli._dhcp_cmd import _STRING_OPTIONS, OPTION_NAMES
+    from privsep.services.dhcp._hookenv import UDHCPC_OPTIONS
+
+    hook_names = {name: code for code, (name, _) in UDHCPC_OPTIONS.items()}
+    assert {k: v for k, v in OPTION_NAMES.items() if k in hook_names} == hook_names
+    strings = {c for c, (_, kind) in UDHCPC_OPTIONS.items() if kind.name.startswith("STRING")}
+    assert strings == _STRING_OPTIONS

@@ -1,11 +1,11 @@
 """Our hook environment equals real busybox udhcpc's, for the same DHCPACK.
 
-Lab: two network namespaces of our own joined by a veth pair; dnsmasq in the
-server namespace sends many options (domain, MTU, classless routes, search
-list, NTP, time offset, a hostile hostname and strings); busybox udhcpc in the
-client namespace runs a dump script that records argv[1] and its environment
-(NUL-separated, so any byte survives). tcpdump captures the DHCPACK; we decode
-it with our codec, build the facts, build the environment with `_hookenv`, and
+A `privsep.testing.Lab` on 192.168.77.0/24; dnsmasq, started by hand in the server
+namespace with options the lab does not model, sends many (domain, MTU, classless
+routes, search list, NTP, time offset, a hostile hostname and strings); busybox
+udhcpc in the client namespace runs a dump script that records argv[1] and its
+environment (NUL-separated, so any byte survives). tcpdump captures the DHCPACK; we
+decode it with our codec, build the facts, build the environment with `_hookenv`, and
 compare: same names, same values. udhcpc never gets its default script (-s is
 always given) and nothing writes /etc/resolv.conf.
 """
@@ -13,13 +13,11 @@ always given) and nothing writes /etc/resolv.conf.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +27,7 @@ from privsep.services.dhcp._frames import decode_udp_frame
 from privsep.services.dhcp._hookenv import HookEvent, facts_from_message, hook_env
 from privsep.services.dhcp._message import Message, decode_message
 from privsep.services.dhcp._options import MessageType
+from privsep.testing import Capture, Lab, Node, read_pcap
 
 pytestmark = pytest.mark.lab
 
@@ -39,7 +38,7 @@ SHELL_ADDED = {"PATH", "PWD"}  # ours (PATH) and dash's own export (PWD)
 
 DNSMASQ_CONF = """\
 port=0
-interface=srv0
+interface=lab0
 bind-interfaces
 except-interface=lo
 no-resolv
@@ -75,24 +74,6 @@ exit 0
 """
 
 
-@dataclass
-class Lab:
-    dir: Path
-    server_ns: str
-    client_ns: str
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(self, netns: str, *argv: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.procs.append(proc)
-        return proc
-
-
 def _missing_tools() -> str | None:
     if os.geteuid() != 0:
         return "needs root (network namespaces)"
@@ -102,50 +83,26 @@ def _missing_tools() -> str | None:
     return None
 
 
-def _run(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True, timeout=10)
+class HookLab:
+    """The lab, its one client node, and a directory dnsmasq and the hook write into."""
+
+    def __init__(self, lab: Lab, dir: Path) -> None:
+        self.lab = lab
+        self.dir = dir
+        self.client: Node = lab.add_client("cli", mac=CLIENT_MAC)
 
 
 @pytest.fixture
-def hook_lab(tmp_path: Path) -> Iterator[Lab]:
+def hook_lab(tmp_path: Path) -> Iterator[HookLab]:
     reason = _missing_tools()
     if reason:
         pytest.skip(reason)
-    suffix = secrets.token_hex(3)
-    srv, cli = f"privsep-hk-{suffix}-srv", f"privsep-hk-{suffix}-cli"
-    veth_s, veth_c = f"phk{suffix}s", f"phk{suffix}c"
-    tmp_path.chmod(0o755)  # tcpdump and dnsmasq may write as their own users
-    lab = Lab(tmp_path, srv, cli)
-    created: list[str] = []
-    try:
-        for ns in (srv, cli):
-            _run("ip", "netns", "add", ns)
-            created.append(ns)
-        _run("ip", "-n", srv, "link", "add", veth_s, "type", "veth", "peer", veth_c, "netns", cli)
-        _run("ip", "-n", srv, "link", "set", veth_s, "name", "srv0")
-        _run("ip", "-n", cli, "link", "set", veth_c, "name", "eth0")
-        _run("ip", "-n", srv, "addr", "add", "192.168.77.1/24", "dev", "srv0")
-        _run("ip", "-n", srv, "link", "set", "srv0", "up")
-        _run("ip", "-n", cli, "link", "set", "eth0", "address", CLIENT_MAC)
-        _run("ip", "-n", cli, "link", "set", "eth0", "up")
-        yield lab
-    finally:
-        for proc in lab.procs:  # only what this test started, by pid
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            if proc.stderr is not None:
-                proc.stderr.close()
-        for ns in created:  # deleting the namespaces removes the veth pair
-            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+    tmp_path.chmod(0o755)  # dnsmasq may write as its own user
+    with Lab("192.168.77.1/24") as lab:  # its teardown kills what ran in its namespaces
+        yield HookLab(lab, tmp_path)
 
 
-def _wait_for(predicate: object, what: str, timeout: float = 5.0) -> None:
-    assert callable(predicate)
+def _wait_for(predicate: Callable[[], object], what: str, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -153,28 +110,37 @@ def _wait_for(predicate: object, what: str, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def _read_pcap(data: bytes) -> list[bytes]:
-    """Frames of a classic little-endian pcap file (what tcpdump -w writes here)."""
-    assert data[:4] == b"\xd4\xc3\xb2\xa1", "not a little-endian pcap"
-    frames, pos = [], 24
-    while pos + 16 <= len(data):
-        caplen = int.from_bytes(data[pos + 8 : pos + 12], "little")
-        frames.append(data[pos + 16 : pos + 16 + caplen])
-        pos += 16 + caplen
-    return frames
+def _frames(pcap: Path) -> list[bytes]:
+    return [packet.frame for packet in read_pcap(pcap)]
 
 
-def _captured_ack(pcap: Path) -> Message:
-    for frame in _read_pcap(pcap.read_bytes()):
+def _replies(pcap: Path, kind: MessageType) -> list[Message]:
+    """The server's replies of type `kind`, in capture order."""
+    out = []
+    for frame in _frames(pcap):
         if frame[6:12] == CLIENT_MAC_BYTES:
             continue
         # veth leaves the server's UDP checksum partial (offload); udhcpc skips it
         # (TP_STATUS_CSUMNOTREADY), we clear it so the codec skips it too.
         unchecked = frame[:40] + b"\x00\x00" + frame[42:]
         message = decode_message(decode_udp_frame(unchecked).payload)
-        if message.op == 2 and message.message_type == MessageType.ACK:
-            return message
-    raise AssertionError("no DHCPACK captured")
+        if message.op == 2 and message.message_type == kind:
+            out.append(message)
+    return out
+
+
+def _start_dnsmasq(lab: HookLab, conf: Path, log: Path) -> subprocess.Popen[bytes]:
+    """dnsmasq with `conf` in the server namespace, once its sockets are bound."""
+    argv = ["dnsmasq", "--keep-in-foreground", f"--conf-file={conf}"]
+    dnsmasq = lab.lab.server_node.popen(argv)
+    _wait_for(lambda: log.exists() and "sockets bound" in log.read_text(), "dnsmasq")
+    return dnsmasq
+
+
+def _start_dnsmasq_and_capture(lab: HookLab, conf: Path) -> tuple[subprocess.Popen[bytes], Capture]:
+    """dnsmasq with `conf`, and tcpdump on the lab's bridge, both ready."""
+    capture = lab.lab.capture()  # returns once tcpdump listens
+    return _start_dnsmasq(lab, conf, lab.dir / "dnsmasq.log"), capture
 
 
 def _dumped_env(path: Path) -> dict[str, str]:
@@ -183,43 +149,38 @@ def _dumped_env(path: Path) -> dict[str, str]:
     return {k: v for k, v in env.items() if k not in SHELL_ADDED}
 
 
-def test_bound_and_deconfig_environment_match_busybox_udhcpc(hook_lab: Lab) -> None:
+def test_bound_and_deconfig_environment_match_busybox_udhcpc(hook_lab: HookLab) -> None:
     lab = hook_lab
     conf = lab.dir / "dnsmasq.conf"
     conf.write_text(DNSMASQ_CONF.format(dir=lab.dir))
     script = lab.dir / "dump.sh"
     script.write_text(DUMP_SCRIPT.format(dir=lab.dir))
     script.chmod(0o755)
-    pcap = lab.dir / "dhcp.pcap"
-    log = lab.dir / "dnsmasq.log"
-
-    lab.start(lab.server_ns, "dnsmasq", "--keep-in-foreground", f"--conf-file={conf}")
-    tcpdump = lab.start(
-        lab.server_ns,
-        *("tcpdump", "-i", "srv0", "-n", "-U", "--immediate-mode", "-Z", "root"),
-        *("-w", str(pcap), "udp port 67 or udp port 68"),
-    )
-    _wait_for(lambda: log.exists() and "sockets bound" in log.read_text(), "dnsmasq")
-    assert tcpdump.stderr is not None
-    assert b"listening on" in tcpdump.stderr.readline()
+    _, capture = _start_dnsmasq_and_capture(lab, conf)
 
     udhcpc = subprocess.run(
-        [
-            *("ip", "netns", "exec", lab.client_ns, "env", "-i", f"PATH={PATH}"),
-            *("busybox", "udhcpc", "-f", "-q", "-n", "-t", "3", "-T", "1"),
-            *("-i", "eth0", "-s", str(script)),
-        ],
+        lab.client.command(
+            [
+                *("env", "-i", f"PATH={PATH}"),
+                *("busybox", "udhcpc", "-f", "-q", "-n", "-t", "3", "-T", "1"),
+                *("-i", "eth0", "-s", str(script)),
+            ]
+        ),
         cwd=lab.dir,  # where an evaluated `touch pwned-*` would land
         capture_output=True,
         timeout=20,
         check=False,
     )
     assert udhcpc.returncode == 0, udhcpc.stderr.decode()
-    _wait_for(lambda: pcap.exists() and pcap.stat().st_size > 1000, "the captured DHCPACK")
-    tcpdump.send_signal(signal.SIGTERM)
-    tcpdump.wait(timeout=5)
+    _wait_for(
+        lambda: capture.path.exists() and capture.path.stat().st_size > 1000,
+        "the captured DHCPACK",
+    )
+    pcap = capture.stop()
 
-    ack = _captured_ack(pcap)
+    acks = _replies(pcap, MessageType.ACK)
+    assert acks, "no DHCPACK captured"
+    ack = acks[0]
     ours = hook_env(HookEvent.BOUND, "eth0", facts_from_message(ack))
     theirs = _dumped_env(lab.dir / "env.bound")
     assert sorted(ours) == sorted(theirs)
@@ -237,7 +198,7 @@ def test_bound_and_deconfig_environment_match_busybox_udhcpc(hook_lab: Lab) -> N
     # udhcpc's own DISCOVER and REQUEST (raw frames, checksums in software) pass
     # the network process's egress check: the policy is not stricter than a real client.
     policy = EgressPolicy(CLIENT_MAC_BYTES, clock=lambda: 0.0)
-    sent = [f for f in _read_pcap(pcap.read_bytes()) if f[6:12] == CLIENT_MAC_BYTES]
+    sent = [f for f in _frames(pcap) if f[6:12] == CLIENT_MAC_BYTES]
     assert len(sent) >= 2
     for frame in sent:
         policy.check(frame, candidate=None, leased=None)
@@ -258,7 +219,7 @@ exit 0
 
 NAK_CONF = """\
 port=0
-interface=srv0
+interface=lab0
 bind-interfaces
 except-interface=lo
 no-resolv
@@ -278,19 +239,7 @@ def _dumps(directory: Path) -> list[tuple[str, Path]]:
     return [(p.name.split(".")[2], p) for p in found]
 
 
-def _replies(pcap: Path, kind: MessageType) -> list[Message]:
-    out = []
-    for frame in _read_pcap(pcap.read_bytes()):
-        if frame[6:12] == CLIENT_MAC_BYTES:
-            continue
-        unchecked = frame[:40] + b"\x00\x00" + frame[42:]
-        message = decode_message(decode_udp_frame(unchecked).payload)
-        if message.op == 2 and message.message_type == kind:
-            out.append(message)
-    return out
-
-
-def test_renew_and_nak_environment_match_busybox_udhcpc(hook_lab: Lab) -> None:
+def test_renew_and_nak_environment_match_busybox_udhcpc(hook_lab: HookLab) -> None:
     lab = hook_lab
     conf = lab.dir / "dnsmasq.conf"
     conf.write_text(DNSMASQ_CONF.format(dir=lab.dir))
@@ -298,23 +247,13 @@ def test_renew_and_nak_environment_match_busybox_udhcpc(hook_lab: Lab) -> None:
     script = lab.dir / "dump.sh"
     script.write_text(RENEW_SCRIPT.format(dir=lab.dir))
     script.chmod(0o755)
-    pcap = lab.dir / "dhcp.pcap"
-    log = lab.dir / "dnsmasq.log"
+    dnsmasq, capture = _start_dnsmasq_and_capture(lab, conf)
 
-    dnsmasq = lab.start(lab.server_ns, "dnsmasq", "--keep-in-foreground", f"--conf-file={conf}")
-    tcpdump = lab.start(
-        lab.server_ns,
-        *("tcpdump", "-i", "srv0", "-n", "-U", "--immediate-mode", "-Z", "root"),
-        *("-w", str(pcap), "udp port 67 or udp port 68"),
-    )
-    _wait_for(lambda: log.exists() and "sockets bound" in log.read_text(), "dnsmasq")
-    assert tcpdump.stderr is not None
-    assert b"listening on" in tcpdump.stderr.readline()
-
-    udhcpc = lab.start(
-        lab.client_ns,
-        *("env", "-i", f"PATH={PATH}", "busybox", "udhcpc", "-f", "-t", "3", "-T", "1"),
-        *("-i", "eth0", "-s", str(script)),
+    udhcpc = lab.client.popen(
+        [
+            *("env", "-i", f"PATH={PATH}", "busybox", "udhcpc", "-f", "-t", "3", "-T", "1"),
+            *("-i", "eth0", "-s", str(script)),
+        ]
     )
 
     def events() -> list[str]:
@@ -326,17 +265,12 @@ def test_renew_and_nak_environment_match_busybox_udhcpc(hook_lab: Lab) -> None:
 
     dnsmasq.send_signal(signal.SIGTERM)  # a server that no longer knows the address
     dnsmasq.wait(timeout=5)
-    lab.start(
-        lab.server_ns, "dnsmasq", "--keep-in-foreground", f"--conf-file={lab.dir / 'nak.conf'}"
-    )
-    nak_log = lab.dir / "dnsmasq-nak.log"
-    _wait_for(lambda: nak_log.exists() and "sockets bound" in nak_log.read_text(), "dnsmasq")
+    _start_dnsmasq(lab, lab.dir / "nak.conf", lab.dir / "dnsmasq-nak.log")
     udhcpc.send_signal(signal.SIGUSR1)
     _wait_for(lambda: events()[-2:] == ["nak", "deconfig"], "nak then deconfig")
     udhcpc.send_signal(signal.SIGKILL)  # before its 3 s back-off ends
     udhcpc.wait(timeout=5)
-    tcpdump.send_signal(signal.SIGTERM)
-    tcpdump.wait(timeout=5)
+    pcap = capture.stop()
 
     dumps = dict(_dumps(lab.dir)[-3:-1])  # the renew and the nak
     acks = _replies(pcap, MessageType.ACK)

@@ -14,7 +14,6 @@ import contextlib
 import errno
 import json
 import os
-import secrets
 import socket
 import struct
 import subprocess
@@ -27,7 +26,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from netns_helpers import netlink_socket_in
+from netns_helpers import netlink_socket_in, veth_netns
 
 from privsep.services.dhcp import _netlink as nl
 from privsep.services.dhcp._netconfig import (
@@ -359,16 +358,9 @@ def ip(ns: str, *args: str) -> str:
 @pytest.fixture
 def ns() -> Iterator[tuple[str, int]]:
     """(namespace, ifindex of its veth end pa0 with 10.9.0.2/24, up)."""
-    name = f"privsep-act-{secrets.token_hex(4)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        ip(name, "link", "add", "pa0", "type", "veth", "peer", "name", "pa1")
-        ip(name, "link", "set", "pa0", "up")
-        ip(name, "link", "set", "pa1", "up")
+    with veth_netns() as (name, ifindex):
         ip(name, "addr", "add", "10.9.0.2/24", "dev", "pa0")
-        yield name, json.loads(ip(name, "-j", "link", "show", "dev", "pa0"))[0]["ifindex"]
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+        yield name, ifindex
 
 
 def with_netconfig(ns: str, body: Any) -> Any:

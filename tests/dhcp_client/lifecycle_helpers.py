@@ -10,28 +10,25 @@ fails. The lab fixture tears down the namespaces and the servers.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
 import signal
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, final
 
 import pytest
+from basic_helpers import PRIVSEP, events
 
 from privsep.testing import Capture, Lab, Node, read_pcap
 
-PRIVSEP = Path(sys.executable).with_name("privsep")
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 MESSAGE_TYPES = {
     1: "DISCOVER",
@@ -45,37 +42,6 @@ MESSAGE_TYPES = {
 }
 BROADCAST = IPv4Address("255.255.255.255")
 _T = TypeVar("_T")
-
-
-# ---------------------------------------------------------------- is there a client?
-
-
-@cache
-def client_unavailable_reason() -> str | None:
-    """Why `privsep dhcp IFACE` cannot be run yet (None once the client exists)."""
-    if os.geteuid() != 0:
-        return "the DHCP client lab tests need root"
-    try:
-        result = subprocess.run(
-            [str(PRIVSEP), "dhcp", "eth0", "--help"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except OSError as exc:
-        return f"cannot run {PRIVSEP}: {exc}"
-    if result.returncode != 0 or "--netns" not in result.stdout:
-        tail = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
-        return f"`privsep dhcp IFACE` is not available yet: {tail[0]}"
-    return None
-
-
-def require_client() -> None:
-    """Skip the test, saying why, while `privsep dhcp IFACE` does not exist."""
-    reason = client_unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
 
 
 # ---------------------------------------------------------------- polling
@@ -356,13 +322,7 @@ class RunningClient:
 
     def log(self) -> list[dict[str, Any]]:
         """The JSON log lines written on stderr so far (other lines are skipped)."""
-        entries = []
-        for line in self.stderr_path.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if isinstance(entry, dict):
-                    entries.append(entry)
-        return entries
+        return events(self.stderr_path.read_text(errors="replace"))
 
     def log_tail(self, lines: int = 25) -> str:
         return "\n".join(self.output().strip().splitlines()[-lines:])
@@ -509,7 +469,6 @@ class ClientSet:
     ) -> RunningClient:
         """`privsep dhcp IFACE --netns NS ... ARGS`, started from the host namespace, with
         the recording hook unless another `script` is given."""
-        require_client()
         self._count += 1
         argv = [str(PRIVSEP), "dhcp", node.interface, "--netns", node.netns]
         argv += ["--state-dir", str(state_dir or self.state_dir(node))]

@@ -55,6 +55,14 @@ def _bound(node: Node, client: RunningClient, capture: Capture) -> tuple[IPv4Int
     return address, requests[0]
 
 
+def _wait_for_lease_dropped(server: Server, address: IPv4Interface) -> None:
+    wait_for(
+        lambda: all(lease.address != address.ip for lease in server.leases()),
+        timeout=3,
+        what="dnsmasq to drop the released lease",
+    )
+
+
 def test_renews_at_t1_with_unicast_request_and_keeps_address(lab: Lab) -> None:
     node, _ = _kea_short_leases(lab)
     capture = lab.capture()
@@ -239,9 +247,9 @@ def test_nak_after_pool_change_removes_address_and_leads_to_new_lease(lab: Lab) 
         assert client.proc.poll() is None, client.log_tail()
 
 
-def test_release_on_exit_with_R(lab: Lab) -> None:
-    node = lab.add_client()
-    server = lab.start_server("dnsmasq")
+def test_release_on_exit_with_R(dnsmasq_lab: Lab) -> None:
+    lab = dnsmasq_lab
+    node, server = lab.client(), lab.server
     capture = lab.capture()
     with ClientSet(lab) as clients:
         client = clients.privsep(node, "-R")
@@ -260,17 +268,13 @@ def test_release_on_exit_with_R(lab: Lab) -> None:
         assert releases[0].server_id == lab.server_address.ip
         assert not releases[0].broadcast  # RELEASE is unicast to the server
         assert address_on(node) is None
-        wait_for(
-            lambda: all(lease.address != address.ip for lease in server.leases()),
-            timeout=3,
-            what="dnsmasq to drop the released lease",
-        )
+        _wait_for_lease_dropped(server, address)
 
 
-def test_exit_without_R_keeps_address_and_sends_no_release(lab: Lab) -> None:
+def test_exit_without_R_keeps_address_and_sends_no_release(dnsmasq_lab: Lab) -> None:
     # udhcpc semantics: without -R the lease is left in place on SIGTERM.
-    node = lab.add_client()
-    server = lab.start_server("dnsmasq")
+    lab = dnsmasq_lab
+    node, server = lab.client(), lab.server
     capture = lab.capture()
     with ClientSet(lab) as clients:
         client = clients.privsep(node)
@@ -282,9 +286,9 @@ def test_exit_without_R_keeps_address_and_sends_no_release(lab: Lab) -> None:
         assert any(lease.address == address.ip for lease in server.leases())
 
 
-def test_init_reboot_requests_saved_address_without_discover(lab: Lab) -> None:
-    node = lab.add_client()
-    lab.start_server("dnsmasq")
+def test_init_reboot_requests_saved_address_without_discover(dnsmasq_lab: Lab) -> None:
+    lab = dnsmasq_lab
+    node = lab.client()
     with ClientSet(lab) as clients:
         state = clients.state_dir(node)
         first = clients.privsep(node, "-q", state_dir=state)
@@ -331,9 +335,10 @@ def test_arp_conflict_declines_and_gets_another_address(lab: Lab) -> None:
         assert [c.env.get("ip") for c in calls if c.event == "bound"] == [str(final.ip)]
 
 
-def test_sigusr1_renews_at_once_as_udhcpc(lab: Lab) -> None:
-    node = lab.add_client()
-    lab.start_server("dnsmasq")  # T1 = 60 s: a renewal within seconds is the signal's
+def test_sigusr1_renews_at_once_as_udhcpc(dnsmasq_lab: Lab) -> None:
+    lab = dnsmasq_lab
+    # dnsmasq's T1 is 60 s: a renewal within seconds is the signal's.
+    node = lab.client()
     capture = lab.capture()
     with ClientSet(lab) as clients:
         client = clients.privsep(node)
@@ -355,9 +360,9 @@ def test_sigusr1_renews_at_once_as_udhcpc(lab: Lab) -> None:
         assert node.addresses() == (address,)
 
 
-def test_sigusr2_releases_and_sigusr1_starts_over_as_udhcpc(lab: Lab) -> None:
-    node = lab.add_client()
-    server = lab.start_server("dnsmasq")
+def test_sigusr2_releases_and_sigusr1_starts_over_as_udhcpc(dnsmasq_lab: Lab) -> None:
+    lab = dnsmasq_lab
+    node, server = lab.client(), lab.server
     capture = lab.capture()
     with ClientSet(lab) as clients:
         client = clients.privsep(node)
@@ -371,11 +376,7 @@ def test_sigusr2_releases_and_sigusr1_starts_over_as_udhcpc(lab: Lab) -> None:
         wait_for(lambda: address_on(node) is None, timeout=3, what=f"{address} removed")
         client.wait_for_hooks(lambda ev: ev[-1:] == ["deconfig"])
         assert client.proc.poll() is None, client.log_tail()  # released, still running
-        wait_for(
-            lambda: all(lease.address != address.ip for lease in server.leases()),
-            timeout=3,
-            what="dnsmasq to drop the released lease",
-        )
+        _wait_for_lease_dropped(server, address)
 
         client.proc.send_signal(signal.SIGUSR1)
         wait_for_packet(

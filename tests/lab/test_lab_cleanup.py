@@ -170,8 +170,8 @@ def _leftover(line: str) -> Leftover:
     return Leftover(state["token"], tuple(state["netns"]), Path(state["tmpdir"]), state["pid"])
 
 
-def _crashed_lab() -> Leftover:
-    """A lab whose owner died by SIGKILL mid-run: everything it made is still there."""
+def _owned_lab() -> tuple[subprocess.Popen[str], Leftover]:
+    """A lab held by another live process, and what it made."""
     owner = subprocess.Popen(
         [sys.executable, "-c", _CRASHING_OWNER],
         stdin=subprocess.PIPE,
@@ -179,7 +179,12 @@ def _crashed_lab() -> Leftover:
         text=True,
     )
     assert owner.stdout is not None
-    crashed = _leftover(owner.stdout.readline())
+    return owner, _leftover(owner.stdout.readline())
+
+
+def _crashed_lab() -> Leftover:
+    """A lab whose owner died by SIGKILL mid-run: everything it made is still there."""
+    owner, crashed = _owned_lab()
     owner.kill()
     owner.communicate()
     assert set(crashed.netns) <= set(list_netns())
@@ -227,14 +232,7 @@ def test_sweep_finds_leftovers_even_without_their_record() -> None:
 
 
 def test_sweep_never_touches_a_live_owner_in_another_process() -> None:
-    owner = subprocess.Popen(
-        [sys.executable, "-c", _CRASHING_OWNER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert owner.stdout is not None and owner.stdin is not None
-    live = _leftover(owner.stdout.readline())
+    owner, live = _owned_lab()
     try:
         result = sweep()
         assert live.token not in result.labs

@@ -261,3 +261,12 @@ processes:
         ("a", ("CAP_NET_RAW",), 20),  # the process's own key wins over the merged one
         ("b", ("CAP_NET_RAW",), 10),
     ]
+
+
+def test_parser_and_launcher_know_the_same_rlimits() -> None:
+    # Two tables by design (the parser needs "is it a size", the launcher the RLIMIT_*
+    # number); a name in one only would pass `check` and then fail at start.
+    from privsep.layout._parse import RLIMITS as PARSED
+    from privsep.sandbox._rlimits import RLIMITS as APPLIED
+
+    assert set(PARSED) == set(APPLIED)

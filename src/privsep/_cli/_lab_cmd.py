@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -60,10 +58,11 @@ def register(subparsers: Any) -> None:
 
 
 def _require_lab() -> None:
-    if os.geteuid() != 0:
-        raise CliError("the network lab needs root (it creates network namespaces)", code=1)
-    if shutil.which("ip") is None:
-        raise CliError("the network lab needs iproute2's `ip`", code=1)
+    from privsep.testing._lab import lab_unavailable_reason  # noqa: PLC0415 - keep --help fast
+
+    reason = lab_unavailable_reason()
+    if reason is not None:
+        raise CliError(reason, code=1)
 
 
 @contextmanager
@@ -270,8 +269,8 @@ def _up(args: argparse.Namespace) -> int:
     try:
         with _signals_unwind(), Lab(args.network) as lab:
             lab.add_client()
-            server = lab.start_server(args.server)
-            _print_up(lab, args.json, server.pid)
+            lab.start_server(args.server)
+            _print_up(lab, args.json)
             signal.pause()  # until Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit)
     except KeyboardInterrupt:
         pass
@@ -284,8 +283,9 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_up(lab: Lab, as_json: bool, server_pid: int | None) -> None:
+def _print_up(lab: Lab, as_json: bool) -> None:
     client = lab.client()
+    server_pid = lab.server.pid
     info = {
         "token": lab.token,
         "tmpdir": str(lab.tmpdir),

@@ -8,12 +8,11 @@ required process gives up, 2 for an invalid layout.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from privsep._cli import add_layout_arguments
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run a layout in the foreground under the supervisor",

@@ -15,14 +15,13 @@ docs/sandbox.md.
 from __future__ import annotations
 
 import argparse
-import socket
+import os
 import sys
-from typing import Any
 
 from privsep._cli import CliError, add_layout_arguments
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     probe = subparsers.add_parser(
         "probe",
         help="run a Python script inside a process's final sandbox",
@@ -51,6 +50,9 @@ def _exit_code(returncode: int) -> int:
 
 
 def _run(args: argparse.Namespace, *, script: str | None, argv: list[str] | None) -> int:
+    import socket
+    import subprocess
+
     from privsep.layout import load_layout, parse_set
     from privsep.sandbox import spawn
     from privsep.sandbox._resources import open_resources
@@ -73,8 +75,6 @@ def _run(args: argparse.Namespace, *, script: str | None, argv: list[str] | None
             fds[channel.name] = end.fileno()
         sys.stdout.flush()
         sys.stderr.flush()
-        import subprocess
-
         stdin = None if argv else subprocess.DEVNULL  # a shell reads the terminal
         sandboxed = spawn(process, fds, layout=layout, script=script, argv=argv, stdin=stdin)
         for end in ends:
@@ -84,8 +84,6 @@ def _run(args: argparse.Namespace, *, script: str | None, argv: list[str] | None
         except KeyboardInterrupt:
             return _exit_code(sandboxed.wait())
     finally:
-        import os
-
         for name, fd in fds.items():
             if name not in {c.name for c in process.channels}:
                 os.close(fd)

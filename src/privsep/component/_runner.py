@@ -40,6 +40,16 @@ def _fail(name: str, event: str, exc: BaseException) -> None:
     logger.error(event, exc_info=exc, extra={"fields": {"error": str(exc)}})
 
 
+def _lock_or_exit(name: str, lock: object) -> None:
+    """Put the locks on; if they fail, log why and exit 125 (the sandbox was not built)."""
+    assert callable(lock)
+    try:
+        lock()
+    except BaseException as exc:
+        _fail(name, "sandbox-lock-failed", exc)
+        os._exit(125)
+
+
 def run(plan: dict[str, object]) -> None:
     name = str(plan["name"])
     spec = plan["run"]
@@ -52,11 +62,7 @@ def run(plan: dict[str, object]) -> None:
     mode = spec["mode"]
     if mode == "argv":
         argv = list(spec["argv"])
-        try:
-            lock()
-        except BaseException as exc:
-            _fail(name, "sandbox-lock-failed", exc)
-            os._exit(125)
+        _lock_or_exit(name, lock)
         os.execve(argv[0], argv, os.environ)  # noqa: S606 - the layout's command, after the locks
     if mode == "script":
         _run_script(name, str(spec["script"]), spec["source"], lock)
@@ -76,11 +82,7 @@ def run(plan: dict[str, object]) -> None:
         if code is not None and code.co_flags & CO_COROUTINE:
             _run_async(entry, ctx, lock, spec["channels"])
         else:
-            try:
-                lock()
-            except BaseException as exc:
-                _fail(name, "sandbox-lock-failed", exc)
-                os._exit(125)
+            _lock_or_exit(name, lock)
             entry(ctx)  # type: ignore[operator]
     except SystemExit:
         raise
@@ -111,17 +113,12 @@ def _run_async(entry: object, ctx: Context, lock: object, channels: object) -> N
 
 def _run_script(name: str, path: str, source: object, lock: object) -> None:
     assert isinstance(source, bytes)
-    assert callable(lock)
     code = compile(source, path, "exec")
     main = sys.modules["__main__"]
     namespace = main.__dict__
     namespace.clear()
     namespace.update({"__name__": "__main__", "__file__": path, "__builtins__": __builtins__})
     sys.argv[:] = [path]
-    try:
-        lock()
-    except BaseException as exc:
-        _fail(name, "sandbox-lock-failed", exc)
-        os._exit(125)
+    _lock_or_exit(name, lock)
     exec(code, namespace)  # noqa: S102 - the probe script is the point
     sys.exit(0)

@@ -235,7 +235,7 @@ def process_from_json(text: str) -> Process:
 def _encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, PacketFd | NetlinkFd | ListenFd | ConnectFd | FileFd):
+        if isinstance(value, Resource):
             out["__kind__"] = type(value).__name__
         return out
     if isinstance(value, tuple):
@@ -243,9 +243,7 @@ def _encode(value: Any) -> Any:
     return value
 
 
-_RESOURCE_TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (PacketFd, NetlinkFd, ListenFd, ConnectFd, FileFd)
-}
+_RESOURCE_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in typing.get_args(Resource)}
 
 
 def _decode(tp: Any, data: Any) -> Any:

@@ -87,10 +87,6 @@ def describe(node: yaml.Node) -> str:
     return _TYPE_NAMES.get(node.tag, f"tagged {node.tag}")
 
 
-def quote(value: object) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
-
-
 def suggest(name: str, choices: Iterable[str]) -> str:
     import difflib  # noqa: PLC0415 - only when there is a problem to report
 

@@ -21,16 +21,6 @@ CLONE_NEWNET = 0x40000000
 
 ALWAYS = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
 
-NAMES = {
-    CLONE_NEWNS: "mnt",
-    CLONE_NEWPID: "pid",
-    CLONE_NEWIPC: "ipc",
-    CLONE_NEWUTS: "uts",
-    CLONE_NEWCGROUP: "cgroup",
-    CLONE_NEWNET: "net",
-    CLONE_NEWUSER: "user",
-}
-
 NETNS_DIR = "/var/run/netns"
 
 

@@ -14,13 +14,12 @@ detach nor replace it. They ignore their own outgoing frames. The holder may
 send any frame through the socket: Linux has no write filter, so the process
 holding it checks its egress frames itself.
 
-Deliberately light (socket, struct, ctypes only): the supervisor imports it.
+Deliberately light (socket, struct, threading only): the supervisor imports it.
 """
 
 from __future__ import annotations
 
 import array
-import ctypes
 import errno
 import os
 import socket
@@ -39,11 +38,10 @@ from privsep.layout._model import (
     Process,
     Resource,
 )
+from privsep.sandbox import _namespaces
 
 __all__ = ["FILTERS", "ResourceError", "open_resources"]
 
-NETNS_DIR = "/run/netns"
-CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
 SO_ATTACH_FILTER = 26
 SO_DETACH_FILTER = 27
@@ -250,17 +248,18 @@ def _reason(exc: OSError) -> str:
 def in_netns(name: str, action: Callable[[], None], *, what: str = "resource") -> None:
     """Run `action` in a thread that has joined the network namespace `name`."""
     try:
-        ns_fd = os.open(f"{NETNS_DIR}/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        ns_fd = os.open(f"{_namespaces.NETNS_DIR}/{name}", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise ResourceError(f"{what}: no network namespace {name!r} ({_reason(exc)})") from exc
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.setns(ns_fd, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise ResourceError(f"{what}: cannot join netns {name}: {os.strerror(err).lower()}")
+            try:
+                _namespaces.setns_fd(ns_fd, _namespaces.CLONE_NEWNET)
+            except OSError as exc:
+                reason = os.strerror(exc.errno or 0).lower()
+                raise ResourceError(f"{what}: cannot join netns {name}: {reason}") from None
             action()
         except BaseException as exc:  # re-raised in the caller's thread
             failure.append(exc)

@@ -44,6 +44,15 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 
+def lab_unavailable_reason() -> str | None:
+    """Why this process cannot build a lab, or None if it can."""
+    if os.geteuid() != 0:
+        return "the network lab needs root (it creates network namespaces)"
+    if shutil.which("ip") is None:
+        return "the network lab needs iproute2's `ip`"
+    return None
+
+
 def derive_mac(name: str) -> str:
     """A stable, locally administered unicast MAC for a node name (02:70:73 = "ps")."""
     digest = hashlib.sha256(name.encode()).digest()

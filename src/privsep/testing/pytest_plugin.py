@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from privsep.testing._lab import Lab
+from privsep.testing._lab import Lab, lab_unavailable_reason
 from privsep.testing._servers import SERVER_KINDS, ServerKind
 
 _BINARIES: dict[ServerKind, str] = {
@@ -31,15 +31,6 @@ _BINARIES: dict[ServerKind, str] = {
     "dhcpd": "dhcpd",
     "udhcpd": "busybox",
 }
-
-
-def lab_unavailable_reason() -> str | None:
-    """Why this process cannot build a lab, or None if it can."""
-    if os.geteuid() != 0:
-        return "the network lab needs root (it creates network namespaces)"
-    if shutil.which("ip") is None:
-        return "the network lab needs iproute2's `ip`"
-    return None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

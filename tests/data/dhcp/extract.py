@@ -13,10 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-import dpkt
-
 from privsep.services.dhcp._decode_json import message_to_json
 from privsep.services.dhcp._message import decode_message
+from privsep.testing import read_pcap
 
 
 def hex_lines(data: bytes) -> str:
@@ -27,11 +26,11 @@ def hex_lines(data: bytes) -> str:
 def main(outdir: Path, pcaps: list[Path]) -> None:
     (outdir / "frames").mkdir(exist_ok=True)
     for pcap in pcaps:
-        with pcap.open("rb") as f:
-            frames = [bytes(buf) for _, buf in dpkt.pcap.Reader(f)]
-        for n, frame in enumerate(frames, 1):
-            eth = dpkt.ethernet.Ethernet(frame)
-            payload = bytes(eth.data.data.data)
+        for n, packet in enumerate(read_pcap(pcap), 1):
+            frame, udp = packet.frame, packet.udp()
+            if udp is None:
+                raise ValueError(f"{pcap}: packet {n} is not an unfragmented IPv4/UDP frame")
+            payload = udp[2]
             message = decode_message(payload)
             kind = message.message_type
             stem = f"{pcap.stem}-{n:02d}-{kind.name.lower() if kind else 'bootp'}"

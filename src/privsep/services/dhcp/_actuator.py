@@ -54,8 +54,8 @@ from typing import Any, Final, Protocol, final
 from privsep._errors import PrivsepError
 from privsep._log import get_logger, log_event
 from privsep.services.dhcp import _resolvconf
+from privsep.services.dhcp._hostname import is_hostname
 from privsep.services.dhcp._netconfig import NetConfig, NetlinkFailed, Route
-from privsep.services.dhcp._resolvconf import is_hostname
 from privsep.services.dhcp._statedir import StateDir
 
 INFINITE: Final = 0xFFFFFFFF

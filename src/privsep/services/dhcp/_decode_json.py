@@ -48,7 +48,7 @@ def message_to_json(message: Message) -> dict[str, Any]:
         "yiaddr": str(message.yiaddr),
         "siaddr": str(message.siaddr),
         "giaddr": str(message.giaddr),
-        "chaddr": ":".join(f"{b:02x}" for b in message.chaddr),
+        "chaddr": message.chaddr.hex(":"),
         "sname": _text(message.sname),
         "file": _text(message.file),
         "message_type": kind.name if kind is not None else None,

@@ -44,7 +44,13 @@ from typing import Final
 
 from privsep._errors import MalformedPacket, PrivsepError
 from privsep._log import get_logger, log_event
-from privsep.services.dhcp._frames import BROADCAST_MAC, internet_checksum
+from privsep.services.dhcp._frames import (
+    BROADCAST_MAC,
+    ETH_P_ARP,
+    ETH_P_IP,
+    IPPROTO_UDP,
+    internet_checksum,
+)
 from privsep.services.dhcp._message import (
     BOOTREQUEST,
     CLIENT_PORT,
@@ -92,10 +98,6 @@ class EgressDenied(PrivsepError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _mac_text(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
 
 
 @dataclass(slots=True)
@@ -168,11 +170,11 @@ class EgressPolicy:
         dst_mac, src_mac, ethertype = _ETH.unpack_from(frame)
         if src_mac != self.our_mac:
             raise EgressDenied(
-                f"source MAC {_mac_text(src_mac)} is not ours ({_mac_text(self.our_mac)})"
+                f"source MAC {src_mac.hex(':')} is not ours ({self.our_mac.hex(':')})"
             )
-        if ethertype == 0x0800:
+        if ethertype == ETH_P_IP:
             self._check_ipv4(frame, dst_mac, leased, server)
-        elif ethertype == 0x0806:
+        elif ethertype == ETH_P_ARP:
             self._check_arp(frame, dst_mac, candidate, leased)
         else:
             name = _ETHERTYPE_NAMES.get(ethertype, "not IPv4 or ARP")
@@ -239,7 +241,7 @@ class EgressPolicy:
             raise EgressDenied("IP TTL 0")
         if internet_checksum(frame[ip : ip + 20]):
             raise EgressDenied("bad IPv4 header checksum")
-        if proto != 17:
+        if proto != IPPROTO_UDP:
             name = {6: "TCP", 1: "ICMP"}.get(proto, "not UDP")
             raise EgressDenied(f"IP protocol {proto} ({name})")
         self._check_addresses(IPv4Address(src), IPv4Address(dst), dst_mac, leased, server)
@@ -252,7 +254,7 @@ class EgressPolicy:
             raise EgressDenied(f"UDP length {udp_length}, IP payload is {total - 20}")
         if udp_csum == 0:
             raise EgressDenied("UDP checksum missing (0)")
-        pseudo = src + dst + struct.pack("!BBH", 0, 17, udp_length)
+        pseudo = src + dst + struct.pack("!BBH", 0, IPPROTO_UDP, udp_length)
         if internet_checksum(pseudo + frame[udp:]):
             raise EgressDenied("bad UDP checksum")
         self._check_dhcp(frame[udp + 8 :], leased)
@@ -269,7 +271,7 @@ class EgressPolicy:
             raise EgressDenied(f"source IP {src} is neither 0.0.0.0 nor the leased address")
         if dst == _BROADCAST:
             if dst_mac != BROADCAST_MAC:
-                raise EgressDenied(f"broadcast IP to unicast MAC {_mac_text(dst_mac)}")
+                raise EgressDenied(f"broadcast IP to unicast MAC {dst_mac.hex(':')}")
             return
         if src == _ANY:
             raise EgressDenied(f"unicast to {dst} from 0.0.0.0 (only a bound client unicasts)")
@@ -284,7 +286,7 @@ class EgressPolicy:
         if server is not None and dst != server:
             raise EgressDenied(f"destination IP {dst} is not the server {server}")
         if dst_mac[0] & 1:
-            raise EgressDenied(f"unicast IP to group MAC {_mac_text(dst_mac)}")
+            raise EgressDenied(f"unicast IP to group MAC {dst_mac.hex(':')}")
 
     def _check_dhcp(self, payload: bytes, leased: IPv4Address | None) -> None:
         try:
@@ -298,7 +300,7 @@ class EgressPolicy:
                 f"hardware type {message.htype}/length {len(message.chaddr)}, not Ethernet"
             )
         if message.chaddr != self.our_mac:
-            raise EgressDenied(f"chaddr {_mac_text(message.chaddr)} is not our MAC")
+            raise EgressDenied(f"chaddr {message.chaddr.hex(':')} is not our MAC")
         if message.ciaddr not in (_ANY, leased):
             raise EgressDenied(f"ciaddr {message.ciaddr} is neither 0.0.0.0 nor the leased address")
         kind = message.message_type
@@ -323,16 +325,16 @@ class EgressPolicy:
         if any(frame[end:]):
             raise EgressDenied("ARP frame padding is not zero")
         htype, ptype, hlen, plen, op, sha, spa, tha, tpa = _ARP.unpack_from(frame, ETH_HEADER)
-        if (htype, ptype, hlen, plen) != (1, 0x0800, 6, 4):
+        if (htype, ptype, hlen, plen) != (1, ETH_P_IP, 6, 4):
             raise EgressDenied("ARP for something other than Ethernet/IPv4")
         if op != 1:
             raise EgressDenied(f"ARP op {op}: only requests (probes, announcements) are sent")
         if dst_mac != BROADCAST_MAC:
-            raise EgressDenied(f"ARP request to {_mac_text(dst_mac)}, not broadcast")
+            raise EgressDenied(f"ARP request to {dst_mac.hex(':')}, not broadcast")
         if sha != self.our_mac:
-            raise EgressDenied(f"ARP sender MAC {_mac_text(sha)} is not ours")
+            raise EgressDenied(f"ARP sender MAC {sha.hex(':')} is not ours")
         if tha != bytes(6):
-            raise EgressDenied(f"ARP target MAC {_mac_text(tha)} is not zero")
+            raise EgressDenied(f"ARP target MAC {tha.hex(':')} is not zero")
         sender, target = IPv4Address(spa), IPv4Address(tpa)
         if sender == _ANY:
             if candidate is None or target != candidate:

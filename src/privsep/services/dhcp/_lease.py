@@ -213,7 +213,7 @@ class Lease:
             "address": str(self.address),
             "prefix_len": self.prefix_len,
             "server_id": str(self.server_id),
-            "server_mac": _mac_text(self.server_mac),
+            "server_mac": self.server_mac.hex(":"),
             "lease_time": self.lease_time,
             "t1": self.t1,
             "t2": self.t2,
@@ -281,10 +281,6 @@ class Lease:
 
 def _reject_constant(name: str) -> float:
     raise MalformedLease(f"{name} is not allowed in a lease file")
-
-
-def _mac_text(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
 
 
 def _parse_int(value: object, name: str) -> int:

@@ -324,6 +324,21 @@ class NetConfig:
         msgs = await self._request(op, nl.RTM_GETLINK, 0, body, Expect.ONE)
         return _decode(op, decode_link, msgs, ifindex)
 
+    async def link_index(self, ifname: str) -> int:
+        """The index of `ifname` in the socket's namespace."""
+        op = f"get link {ifname}"
+        body = (
+            nl.ifinfomsg(0)
+            + nl.attr(nl.IFLA_IFNAME, ifname.encode() + b"\0")
+            + nl.attr_u32(nl.IFLA_EXT_MASK, nl.RTEXT_FILTER_SKIP_STATS)
+        )
+        msgs = await self._request(op, nl.RTM_GETLINK, 0, body, Expect.ONE)
+        for msg in msgs:
+            if msg.kind == nl.RTM_NEWLINK:
+                index, _ = nl.parse_ifinfomsg(msg)
+                return index
+        raise NetlinkFailed(op, errno.ENODEV, "no such interface")
+
     async def addresses(self, ifindex: int) -> tuple[KernelAddress, ...]:
         op = "dump addresses"
         body = nl.ifaddrmsg(socket.AF_INET, 0, ifindex)

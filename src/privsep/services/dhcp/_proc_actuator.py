@@ -24,9 +24,8 @@ from typing import Any, Final, final
 
 from privsep._errors import PrivsepError
 from privsep._log import get_logger, log_event
-from privsep.services.dhcp import _netlink as nl
 from privsep.services.dhcp._actuator import Actuator, ActuatorRejected, ActuatorRpc
-from privsep.services.dhcp._netconfig import NetConfig, NetlinkFailed
+from privsep.services.dhcp._netconfig import NetConfig
 from privsep.services.dhcp._statedir import StateDir
 
 _NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -36,22 +35,6 @@ _NOTIFY_EVENTS: Final = frozenset({"leasefail", "nak", "deconfig"})
 _APPLY_EVENTS: Final = frozenset({"bound", "renew"})
 
 _logger = get_logger(__name__)
-
-
-async def link_index(net: NetConfig, ifname: str) -> int:
-    """The index of `ifname` in the netlink socket's namespace."""
-    op = f"get link {ifname}"
-    body = (
-        nl.ifinfomsg(0)
-        + nl.attr(nl.IFLA_IFNAME, ifname.encode() + b"\0")
-        + nl.attr_u32(nl.IFLA_EXT_MASK, nl.RTEXT_FILTER_SKIP_STATS)
-    )
-    msgs = await net._request(op, nl.RTM_GETLINK, 0, body, nl.Expect.ONE)
-    for msg in msgs:
-        if msg.kind == nl.RTM_NEWLINK:
-            index, _ = nl.parse_ifinfomsg(msg)
-            return index
-    raise NetlinkFailed(op, 19, "no such interface")
 
 
 def hook_variables(env: Any, ifname: str) -> dict[str, str]:
@@ -161,7 +144,7 @@ async def main(ctx: Any) -> None:
     params = ctx.params
     net = await NetConfig.open(ctx.fd("route"))
     ifname = params["interface"]
-    ifindex = await link_index(net, ifname)
+    ifindex = await net.link_index(ifname)
     # Without the channel (`--resolv-conf none`) resolv.conf is not ours at all.
     resolv = RemoteResolvConf(await ctx.channel("resolv")) if "resolv" in ctx.fds else None
     actuator = await Actuator.start(

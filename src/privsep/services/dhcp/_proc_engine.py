@@ -29,7 +29,6 @@ import contextlib
 import logging
 import os
 import random
-import re
 import signal
 import sys
 import time
@@ -53,6 +52,12 @@ from privsep.services.dhcp._events import (
     StateChanged,
 )
 from privsep.services.dhcp._hookenv import HookEvent, LeaseFacts, facts_from_lease, hook_env
+from privsep.services.dhcp._hostname import (
+    MAX_NAMESERVERS,
+    MAX_SEARCH,
+    MAX_SEARCH_CHARS,
+    is_hostname,
+)
 from privsep.services.dhcp._lease import Lease, MalformedLease
 
 EXIT_BOUND: Final = 70  # -q: bound and configured
@@ -71,17 +76,6 @@ def _vars(env: dict[str, str]) -> list[dict[str, str]]:
 
 # What the actuator accepts for resolv.conf (docs/dhcp-actuator.md); the rest is left
 # out here, so an odd name costs only itself, never the lease (udhcpc: domain=bad).
-MAX_DNS: Final = 8
-MAX_SEARCH: Final = 6
-MAX_SEARCH_CHARS: Final = 256
-_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?", re.ASCII)
-
-
-def is_hostname(name: str) -> bool:
-    return len(name.rstrip(".")) <= 253 and _HOSTNAME.fullmatch(name) is not None
-
-
 def _search(names: tuple[str, ...]) -> list[str]:
     kept: list[str] = []
     for name in names:
@@ -106,7 +100,7 @@ def configuration(lease: Lease, event: HookEvent, interface: str) -> dict[str, A
             for r in lease.classless_routes
         ],
         "mtu": lease.mtu or 0,
-        "dns": [int(d) for d in lease.dns[:MAX_DNS]],
+        "dns": [int(d) for d in lease.dns[:MAX_NAMESERVERS]],
         "domain": lease.domain if lease.domain and is_hostname(lease.domain) else "",
         "search": _search(lease.search),
         "leaseTime": lease.lease_time,

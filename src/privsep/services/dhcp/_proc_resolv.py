@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from privsep._log import get_logger, log_event
 from privsep.services.dhcp import _resolvconf
+from privsep.services.dhcp._hostname import MAX_NAMESERVERS, MAX_SEARCH
 from privsep.services.dhcp._resolvconf import ResolvConfRefused
 
 MAX_DOMAIN: Final = 253
@@ -40,7 +41,7 @@ class ResolvService:
         return ResolvConfRefused(reason)
 
     async def write(self, servers: Any, domain: Any, search: Any, **kwargs: Any) -> None:
-        if len(servers) > _resolvconf.MAX_NAMESERVERS or len(search) > _resolvconf.MAX_SEARCH:
+        if len(servers) > MAX_NAMESERVERS or len(search) > MAX_SEARCH:
             raise self._refuse(f"{len(servers)} servers, {len(search)} search names: too many")
         if len(domain) > MAX_DOMAIN:
             raise self._refuse(f"domain over {MAX_DOMAIN} characters")

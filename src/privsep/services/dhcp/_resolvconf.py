@@ -25,39 +25,28 @@ can reach the file whatever the caller passes.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Final
 
 from privsep._errors import PrivsepError
+from privsep.services.dhcp._atomicfile import replace_atomically
+from privsep.services.dhcp._hostname import (
+    MAX_NAMESERVERS,
+    MAX_SEARCH,
+    MAX_SEARCH_CHARS,
+    is_hostname,
+)
 
 NONE_TARGET: Final = "none"
 MAX_FILE_SIZE: Final = 64 * 1024  # a larger resolv.conf is not ours to rewrite
-MAX_NAMESERVERS: Final = 8
-MAX_SEARCH: Final = 6  # glibc's historical MAXDNSRCH
-MAX_SEARCH_CHARS: Final = 256
-
-# RFC 952/1123 host names: letters, digits, hyphens; dot-separated labels of
-# 1..63 characters, not starting or ending with a hyphen; 253 characters in all
-# (an optional final dot aside). Underscores, spaces, quotes, `$`, `;`, newlines:
-# rejected, never escaped.
-_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME_RE: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?", re.ASCII)
 _IFNAME_RE: Final = re.compile(r"[A-Za-z0-9_.:@-]{1,15}", re.ASCII)
 
 
 class ResolvConfRefused(PrivsepError):
     """A value that may not go into resolv.conf, or a target we will not rewrite."""
-
-
-def is_hostname(name: str) -> bool:
-    """True for a DNS name made of hostname characters only (see `_HOSTNAME_RE`)."""
-    return len(name.rstrip(".")) <= 253 and _HOSTNAME_RE.fullmatch(name) is not None
 
 
 def _markers(ifname: str) -> tuple[str, str]:
@@ -139,28 +128,6 @@ def read_text(path: Path) -> str:
         raise ResolvConfRefused(f"{path} is not UTF-8") from exc
 
 
-def replace_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Make `path` hold `data`: temp file beside it, fsync, rename, fsync the directory."""
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            Path(tmp).unlink()
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def write_resolv_conf(
     target: str | Path,
     *,
@@ -178,7 +145,7 @@ def write_resolv_conf(
     previous = read_text(path)
     updated = merge(previous, ifname, block)
     if updated != previous:
-        replace_atomically(path, updated.encode())
+        replace_atomically(path, updated.encode(), mode=0o644)
     return previous
 
 
@@ -190,4 +157,4 @@ def remove_block(target: str | Path, *, ifname: str) -> None:
 def restore(target: str | Path, previous: str) -> None:
     """Put back a content `write_resolv_conf` returned (undo after a failed apply)."""
     if str(target) != NONE_TARGET:
-        replace_atomically(Path(target), previous.encode())
+        replace_atomically(Path(target), previous.encode(), mode=0o644)

@@ -22,12 +22,12 @@ import os
 import re
 import stat
 import struct
-import tempfile
 from pathlib import Path
 from typing import Final, final
 
 from privsep._errors import PrivsepError
 from privsep._log import get_logger, log_event
+from privsep.services.dhcp._atomicfile import replace_atomically, sync_dir
 
 MAGIC: Final = b"privsep-state 1\n"
 _HEADER: Final = struct.Struct(">Q32s")
@@ -89,19 +89,7 @@ class StateDir:
         """Replace record `name` with `payload` atomically."""
         if len(payload) > MAX_RECORD:
             raise StateDirError(f"record {name} over {MAX_RECORD} bytes")
-        target = self._file(name)
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(encode_record(payload))
-                f.flush()
-                os.fsync(f.fileno())
-            Path(tmp).replace(target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                Path(tmp).unlink()
-            raise
-        self._sync_dir()
+        replace_atomically(self._file(name), encode_record(payload), suffix=".tmp")
 
     def load(self, name: str) -> bytes | None:
         """Record `name`'s payload; None if absent or corrupt (a corrupt file is set aside)."""
@@ -121,18 +109,11 @@ class StateDir:
             log_event(_logger, "state-record-corrupt", name=name)
             with contextlib.suppress(OSError):
                 target.replace(target.with_name(f"{name}.corrupt"))
-            self._sync_dir()
+            sync_dir(self.path)
         return payload
 
     def remove(self, name: str) -> None:
         """Delete record `name` if it exists."""
         with contextlib.suppress(FileNotFoundError):
             self._file(name).unlink()
-            self._sync_dir()
-
-    def _sync_dir(self) -> None:
-        dir_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            sync_dir(self.path)
