@@ -337,6 +337,44 @@ def _summary(variant: clients.Variant, status: str, warmup: Json | None, runs: l
     return entry
 
 
+# What any Python process of privsep costs before it does anything: the interpreter, and
+# pycapnp's import (it imports asyncio), which every process with an RPC channel needs.
+FLOOR_COMMANDS: dict[str, list[str]] = {
+    "python": ["-S", "-E", "-c", "pass"],
+    "python+pycapnp": ["-c", "import capnp"],
+}
+
+
+def measure_floor(privsep: str, runs: int) -> Json:
+    """Medians of bare interpreter starts with the privsep venv's Python (no lab, no DHCP)."""
+    python = Path(privsep).with_name("python")
+    if not python.exists():
+        return {"status": f"no {python}"}
+    result: Json = {"status": "ok", "python": str(python)}
+    for name, args in FLOOR_COMMANDS.items():
+        samples = []
+        for _ in range(max(runs, 5)):
+            t0 = time.perf_counter()
+            subprocess.run([str(python), *args], check=True)
+            samples.append((time.perf_counter() - t0) * 1000)
+        result[name] = round(statistics.median(samples), 1)
+    return result
+
+
+def _floor_line(floor: Json, servers: Json) -> str:
+    if floor.get("status") != "ok":
+        return f"floor: n/a ({floor.get('status')})"
+    bases = [s["clients"].get("dhclient", {}).get("median_ms") for s in servers.values()]
+    base = statistics.median([b for b in bases if b]) if any(bases) else None
+    capnp = floor["python+pycapnp"]
+    ratio = f" = {capnp / base:.2f} x dhclient's median ({base:.1f} ms)" if base else ""
+    return (
+        f"floor (no DHCP, no sandbox): python -S -E start {floor['python']:.1f} ms; "
+        f"python + import capnp {capnp:.1f} ms{ratio}. Every privsep process with an RPC "
+        "channel pays at least that, and the supervisor imports it before the first fork."
+    )
+
+
 def _add_ratios(results: Json) -> None:
     base = results.get("dhclient", {}).get("median_ms")
     for entry in results.values():
@@ -562,10 +600,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = bench_server(lab, kind, variants, nodes, runs=args.runs, timeout=args.timeout)
             result["version"] = report["versions"][kind]
             report["servers"][kind] = result
+    if "privsep" in args.clients:
+        report["floor"] = measure_floor(args.privsep, args.runs)
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     for kind, server in report["servers"].items():
         print(table(kind, server["version"], server, args.runs))
         print()
+    if "floor" in report:
+        print(_floor_line(report["floor"], report["servers"]))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.json} ({report['elapsed_s']} s)")

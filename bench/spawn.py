@@ -13,6 +13,11 @@ variants interleaved round-robin so drifting machine load hits them alike.
   byte: new mount/pid/ipc/uts/cgroup/net namespaces, a tmpfs root with
   read-only binds, pivot_root, dynamic uid, no capabilities, Landlock,
   no_new_privs, the default seccomp profile — every lock on before `main`.
+- privsep fork: the same sandbox, started by `spawn(..., fork=True)` (what
+  `privsep dhcp` does): a fork of this benchmark process, which has imported
+  the component's code beforehand (`preload`), instead of a new interpreter.
+  Not comparable to the exec rows' interpreter start; listed to show the cost
+  of the sandbox alone.
 - bwrap: `bwrap --unshare-all --die-with-parent --new-session --cap-drop ALL`
   with read-only binds of /usr, the interpreter and the checkout, `--proc
   /proc --dev /dev --tmpfs /tmp`, uid 65534, running `python -S -E -c`.
@@ -110,18 +115,22 @@ def _plain(fd: int) -> str:
     return f"import os; os.write({fd}, b'r')"
 
 
-def _privsep_starter(workdir: Path) -> Callable[[], float]:
+def _privsep_starter(workdir: Path, *, fork: bool = False) -> Callable[[], float]:
+    from privsep.component._runner import preload
     from privsep.layout import load_layout
     from privsep.sandbox import spawn
 
     layout = load_layout(workdir / "layout.yaml")
     process = layout.process("ready")
+    if fork:
+        sys.path.insert(0, str(workdir))
+        preload(layout)
 
     def start() -> float:
         r, w = os.pipe()
         try:
             t0 = time.perf_counter()
-            child = spawn(process, {"ready": w}, layout=layout, stdin=subprocess.DEVNULL)
+            child = spawn(process, {"ready": w}, layout=layout, stdin=subprocess.DEVNULL, fork=fork)
             os.close(w)
             w = -1
             _read_ready(r)
@@ -202,6 +211,7 @@ def main() -> int:
                 lambda fd: [sys.executable, "-S", "-E", "-c", _plain(fd)]
             ),
             "privsep": _privsep_starter(workdir),
+            "privsep fork": _privsep_starter(workdir, fork=True),
         }
         if shutil.which("bwrap"):
             starters["bwrap"] = _popen_starter(_bwrap_argv)
@@ -249,7 +259,7 @@ def main() -> int:
                 "ratio": {k: medians[k] / baseline for k in medians},
                 "target_ms": TARGET_MS,
                 "target_met": {"overhead": ok_abs, "vs_bwrap": ok_bwrap},
-                "bwrap_has_seccomp": False,
+                "bwrap_has_seccomp": "bwrap+seccomp" in times,
                 "python": platform.python_version(),
                 "kernel": platform.release(),
                 "cpus": os.cpu_count(),

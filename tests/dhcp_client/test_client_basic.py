@@ -286,6 +286,37 @@ def test_client_help_lists_the_udhcpc_options() -> None:
         assert option in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["-x", "lease:abc"], "lease must be seconds"),
+        (["-x", "lease:4294967296"], "lease must be seconds"),
+        (["-x", "81:zz"], "value must be hex"),
+        (["-x", "255:00"], "out of range"),
+        (["-x", "hostname:" + "a" * 300], "hostname must be 1..255 bytes"),
+        (["-O", "nosuch"], "unknown DHCP option"),
+        (["-r", "999.1.1.1"], "not an IPv4 address"),
+        (["-T", "inf"], "not a finite, non-negative number"),
+        (["-A", "nan"], "not a finite, non-negative number"),
+        (["-T", "-1"], "not a finite, non-negative number"),
+    ],
+)
+def test_bad_option_values_exit_2_with_one_line_and_start_nothing(
+    lab: Lab, tmp_path: Path, option: list[str], message: str
+) -> None:
+    node = lab.add_client()
+    state = tmp_path / "state"
+    result = privsep(
+        "dhcp", node.interface, "--netns", node.netns, "--state-dir", str(state), *option
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1  # argparse's usage text may precede it
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not state.exists()  # nothing half-applied
+
+
 def test_arp_probe_checks_the_address_before_configuring_it(lab: Lab, tmp_path: Path) -> None:
     lab.start_server("kea", lab.server_config())
     client = lab.add_client("c1")

@@ -29,12 +29,14 @@ def _status(pid: int) -> dict[str, str]:
     return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
 
 
-def test_example_client_calls_server_across_sandboxes() -> None:
+@pytest.mark.parametrize("start", ["exec", "fork"])
+def test_example_client_calls_server_across_sandboxes(start: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("sandboxes need root")
     # A client slow enough (5 calls, 0.1 s apart) to look at both processes while they run.
     argv = [sys.executable, "-m", "privsep", "run", str(EXAMPLE / "layout.yaml")]
     argv += ["--set", "increments=5", "--set", "delay=0.1"]
+    argv += ["--fork"] if start == "fork" else []
     events: list[dict[str, object]] = []
     seen: dict[int, tuple[dict[str, str], str]] = {}  # component pid -> (status, pid ns)
     with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) as proc:

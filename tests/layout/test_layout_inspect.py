@@ -206,3 +206,25 @@ def test_command_and_user_namespace_processes(
     # A bare name is resolved as the launcher resolves it, never against the current directory.
     assert not any(path.startswith(str(Path.cwd()) + "/sh") for path in rules)
     assert "/usr/bin" not in {r["path"] for r in procs["degraded"]["landlock"]}
+
+
+def test_landlock_rules_show_one_entry_per_path_with_the_union_of_rights(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from privsep._cli._dhcp_cmd import layout_path as dhcp_layout
+    from privsep.layout import LANDLOCK_RIGHTS, load_layout
+    from privsep.layout._names import landlock_rules as launcher_rules
+
+    assert main(["inspect", str(dhcp_layout()), "--set", "interface=eth0", "--json"]) == 0
+    processes = json.loads(capsys.readouterr().out)["processes"]
+    layout = load_layout(dhcp_layout(), {"interface": "eth0"})
+    for process in processes:
+        rules = process["landlock"]
+        paths = [rule["path"] for rule in rules]
+        assert len(paths) == len(set(paths)), process["name"]
+        union: dict[str, set[str]] = {}
+        for path, rights in launcher_rules(layout.process(process["name"])):
+            union.setdefault(path, set()).update(rights)
+        assert {r["path"]: set(r["access"]) for r in rules} == union
+        for rule in rules:
+            assert rule["access"] == [r for r in LANDLOCK_RIGHTS if r in rule["access"]]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ class Probe:
     code: int
     out: str
     err: str
+    mode: str  # how the process was started: "exec" (helper) or "fork" (privsep dhcp's way)
 
     @property
     def lines(self) -> list[str]:
@@ -50,10 +53,30 @@ def state_dir(tmp_path: Path) -> Path:
     return state
 
 
-@pytest.fixture
+@contextlib.contextmanager
+def _event_loop_wakeup_fd(on: bool) -> Iterator[None]:
+    """Fork as the supervisor does: from a process whose event loop set a signal wakeup fd."""
+    if not on:
+        yield
+        return
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    old = signal.set_wakeup_fd(w)
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(old)
+        os.close(r)
+        os.close(w)
+
+
+@pytest.fixture(params=["exec", "fork"])
 def probe(
-    tmp_path: Path, state_dir: Path, capfd: pytest.CaptureFixture[str]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    state_dir: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> Iterator[Callable[..., Probe]]:
+    """Every probe runs twice: started through the exec helper and by fork without exec."""
     if os.geteuid() != 0:
         pytest.skip("sandbox probes need root")
     counter = iter(range(1000))
@@ -64,20 +87,22 @@ def probe(
         script = tmp_path / f"probe_{next(counter)}.py"
         script.write_text(PRELUDE + textwrap.dedent(body))
         capfd.readouterr()
-        code = main(
-            [
-                "probe",
-                str(LAYOUT),
-                process,
-                str(script),
-                "--set",
-                f"state={state_dir}",
-                "--set",
-                f"file={data}",
-                *(arg for item in sets for arg in ("--set", item)),
-            ]
-        )
+        with _event_loop_wakeup_fd(request.param == "fork"):
+            code = main(
+                [
+                    "probe",
+                    str(LAYOUT),
+                    process,
+                    str(script),
+                    "--set",
+                    f"state={state_dir}",
+                    "--set",
+                    f"file={data}",
+                    *(arg for item in sets for arg in ("--set", item)),
+                    *(["--fork"] if request.param == "fork" else []),
+                ]
+            )
         out, err = capfd.readouterr()
-        return Probe(code, out, err)
+        return Probe(code, out, err, request.param)
 
     yield run

@@ -40,6 +40,35 @@ def _status(probe: Run, process: str) -> dict[str, str]:
     return fields
 
 
+# --- how the process started ------------------------------------------------------
+
+
+def test_start_mode_is_the_one_asked_for(probe: Run) -> None:
+    # A forked child still holds the modules of the process that forked it (pytest here);
+    # an exec'd one starts from `python -S -E` with only what the helper imported.
+    script = "import signal; print('_pytest' in sys.modules, signal.set_wakeup_fd(-1))"
+    result = probe("plain", script)
+    assert result.code == 0, result.err
+    forked = result.mode == "fork"
+    # -1: no wakeup fd left over from the parent's event loop to write signals into.
+    assert result.out.split() == [str(forked), "-1"]
+
+
+def test_signal_handlers_start_at_their_defaults(probe: Run) -> None:
+    script = """
+    import signal
+    odd = [s for s in range(1, signal.NSIG) if s not in (signal.SIGTERM, signal.SIGINT)
+           and callable(signal.getsignal(s))]
+    blocked = [l.split()[1] for l in open("/proc/self/status") if l.startswith("SigBlk:")]
+    print(odd, signal.getsignal(signal.SIGTERM).__name__, blocked[0])
+    """
+    result = probe("plain", script)
+    assert result.code == 0, result.err
+    # No handler of the parent's, ours for SIGTERM, and no signal left blocked (the fork
+    # start blocks them around fork() and must unblock them in the child).
+    assert result.out.split() == ["[]", "_terminate", "0000000000000000"]
+
+
 # --- pid namespace -----------------------------------------------------------------
 
 

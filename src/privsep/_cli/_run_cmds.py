@@ -29,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SECONDS",
         help="wait this long after SIGTERM before SIGKILL when stopping a process (default 5)",
     )
+    parser.add_argument(
+        "--fork",
+        action="store_true",
+        help="import every process's code here once, then start processes by fork "
+        "without exec (faster, less memory; see docs/sandbox.md for what it gives up)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -39,4 +45,4 @@ def run(args: argparse.Namespace) -> int:
 
     layout = load_layout(args.layout, parse_set(args.overrides))
     _log.configure("supervisor")
-    return Supervisor(layout, stop_timeout=args.stop_timeout).run()
+    return Supervisor(layout, stop_timeout=args.stop_timeout, fork=args.fork).run()

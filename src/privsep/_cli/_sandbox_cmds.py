@@ -31,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_layout_arguments(probe)
     probe.add_argument("process", metavar="PROCESS")
     probe.add_argument("script", metavar="SCRIPT.py")
+    probe.add_argument(
+        "--fork",
+        action="store_true",
+        help="start the process by fork without exec, as `privsep dhcp` does "
+        "(default: through the exec helper)",
+    )
     probe.set_defaults(func=_probe)
 
     shell = subparsers.add_parser(
@@ -76,7 +82,15 @@ def _run(args: argparse.Namespace, *, script: str | None, argv: list[str] | None
         sys.stdout.flush()
         sys.stderr.flush()
         stdin = None if argv else subprocess.DEVNULL  # a shell reads the terminal
-        sandboxed = spawn(process, fds, layout=layout, script=script, argv=argv, stdin=stdin)
+        sandboxed = spawn(
+            process,
+            fds,
+            layout=layout,
+            script=script,
+            argv=argv,
+            stdin=stdin,
+            fork=getattr(args, "fork", False),
+        )
         for end in ends:
             end.close()
         try:

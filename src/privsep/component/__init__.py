@@ -10,7 +10,9 @@ locks go on (import heavy modules, read granted files, parse schemas)::
         raw = ctx.fd("raw")                           # a granted fd (int)
 
 The runner (`privsep.component._runner`) is started by the exec helper of
-`privsep.sandbox.spawn`; components never call it.
+`privsep.sandbox.spawn` (or, with `fork=True`, in the forked child);
+components never call it. With a forking supervisor, a module may define
+`preload(process_name)` to import up front what its `prepare` would.
 """
 
 from __future__ import annotations

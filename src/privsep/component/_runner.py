@@ -1,4 +1,4 @@
-"""The runner: the last step of the exec helper, inside the sandbox, as pid 1.
+"""The runner: the last step of the exec helper (or forked child), in the sandbox, as pid 1.
 
 Entry components: import the module, `prepare(ctx)`, locks, `entry(ctx)`.
 For an `async def` entry the event loops come first (asyncio, and pycapnp's
@@ -19,6 +19,10 @@ import sys
 
 from privsep.component._context import Context
 from privsep.sandbox import _lock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not at run time: every exec'd component imports this module
+    from privsep.layout._model import Layout
 
 CO_COROUTINE = 0x80
 
@@ -48,6 +52,53 @@ def _lock_or_exit(name: str, lock: object) -> None:
     except BaseException as exc:
         _fail(name, "sandbox-lock-failed", exc)
         os._exit(125)
+
+
+def preload(layout: Layout) -> list[tuple[str, str]]:
+    """Import every entry process's code and parse its schemas, in the calling process.
+
+    For a supervisor that starts its children by fork: they inherit all of it
+    instead of importing it each. A module may define `preload(process_name)`
+    to import what its `prepare` would (e.g. one module per process). Each
+    process's `code` paths are searched first, as in its sandbox; a module
+    already loaded from elsewhere (two processes with a same-named module in
+    different code paths) is left alone: that process imports its own after
+    the fork. Failures are not raised: the process meets them again when it
+    starts, where they are handled as its own. Returns (process, problem) pairs.
+    """
+    import os
+
+    from privsep.rpc import load_schema
+
+    problems: list[tuple[str, str]] = []
+    base = list(sys.path)
+    try:
+        for process in layout.processes:
+            if process.entry is None:
+                continue
+            code = [os.path.abspath(p) for p in process.code_paths]  # noqa: PTH100 - as _plan
+            sys.path[:] = [*code, *base]
+            try:
+                for spec in (process.entry, process.prepare):
+                    if spec is None:
+                        continue
+                    name = spec.partition(":")[0]
+                    loaded = sys.modules.get(name.partition(".")[0])
+                    where = getattr(loaded, "__file__", None) or ""
+                    if loaded is not None and code and not where.startswith(tuple(code)):
+                        problems.append((process.name, f"{name}: another process's module"))
+                        continue
+                    module = __import__(name, fromlist=["_"])
+                    hook = getattr(module, "preload", None)
+                    if callable(hook):
+                        hook(process.name)
+                for channel in process.channels:
+                    load_schema(channel.schema)
+            except Exception as exc:  # the process meets it again at its own start
+                problems.append((process.name, f"{type(exc).__name__}: {exc}"))
+    finally:
+        sys.path[:] = base
+    return problems
 
 
 def run(plan: dict[str, object]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from privsep.layout import _names
-from privsep.layout._model import Layout, Process
+from privsep.layout._model import LANDLOCK_RIGHTS, Layout, Process
 
 _ALWAYS_NEW = ("mount", "pid", "ipc", "uts", "cgroup")
 
@@ -30,11 +30,20 @@ def namespaces(process: Process) -> list[str]:
 
 
 def landlock_rules(process: Process) -> list[dict[str, Any]] | None:
-    """The launcher's effective Landlock rules, in its order; None under `no-landlock`."""
+    """The launcher's effective Landlock rules, one per path; None under `no-landlock`.
+
+    The launcher may add several rules for one path (a read-only default and a
+    layout grant); Landlock allows their union, so that is what is shown, in the
+    order paths first appear and rights in `LANDLOCK_RIGHTS` order.
+    """
     if "no-landlock" in process.degrade:
         return None
+    merged: dict[str, set[str]] = {}
+    for path, access in _names.landlock_rules(process):
+        merged.setdefault(path, set()).update(access)
     return [
-        {"path": path, "access": list(access)} for path, access in _names.landlock_rules(process)
+        {"path": path, "access": [right for right in LANDLOCK_RIGHTS if right in access]}
+        for path, access in merged.items()
     ]
 
 

@@ -26,8 +26,9 @@ Pitfalls of pycapnp 2.x, where they bite:
   any capability) inside `run_async` (or `capnp.kj_loop()`); outside it pycapnp
   raises "KJ event loop not running". `asyncio.run` alone is not enough.
 - Never `fork()` while the loops run (the child inherits a half-shared KJ
-  loop and epoll set). Start processes by exec: the supervisor uses
-  `privsep.sandbox.spawn`, which execs a helper.
+  loop and epoll set). Importing pycapnp and loading schemas before a fork is
+  fine: `privsep.sandbox.spawn(fork=True)` does exactly that, from a
+  supervisor that never runs a KJ loop itself.
 - File descriptors cannot travel over pycapnp RPC; every fd a process needs is
   passed at spawn (LISTEN_FDS). Channels are socketpairs made by the supervisor.
 - Schemas load from `.capnp` files only (no inline text) and each load costs

@@ -8,6 +8,10 @@ The helper is already pid 1 of a new pid namespace (the spawner unshared it
 for its child, see `_spawn.py`), so it forks nothing: it joins its cgroups,
 unshares its other namespaces, builds the root filesystem, drops privileges,
 closes what it was not granted, and becomes the component.
+
+`run_forked` is the same child side for `spawn(fork=True)`: no exec, so it
+first undoes what a fork inherits and an exec would have reset (signal
+handlers and asyncio's wakeup fd, stdio, environment, working directory).
 """
 
 # ruff: noqa: PLC0415 - rarely needed modules load where needed: start-up time
@@ -138,3 +142,79 @@ def main() -> None:
     from privsep.component._runner import run
 
     run(plan)
+
+
+_inherited: list[object] = []
+
+
+def _reset_inherited(name: str, env: dict[str, str], stdio: tuple[int, int, int]) -> None:
+    # The parent's event loop set a wakeup fd: after the fds are remapped that number may
+    # be a granted channel, and a signal would write a byte into it.
+    signal.set_wakeup_fd(-1)
+    for signum in range(1, signal.NSIG):
+        try:
+            if callable(signal.getsignal(signum)):
+                signal.signal(signum, signal.SIG_DFL)
+        except (OSError, ValueError, RuntimeError):
+            continue
+    for target, fd in enumerate(stdio):
+        if fd != target:
+            os.dup2(fd, target, inheritable=True)
+    # Fresh stdio objects on 0-2, as a new interpreter has: the parent's may write through
+    # other fds (a test runner's capture files), which are about to be closed. The old
+    # objects are kept referenced so that no finalizer ever closes an fd number here.
+    _inherited.extend((sys.stdin, sys.stdout, sys.stderr))
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)  # noqa: SIM115
+    os.chdir("/")
+    os.environ.clear()
+    os.environ.update(env)
+    if "privsep._log" in sys.modules:  # the parent's log handlers name the parent
+        from privsep import _log
+
+        _log.configure(name)
+
+
+def run_forked(
+    plan: dict[str, object],
+    env: dict[str, str],
+    stdio: tuple[int, int, int],
+    close: int,
+    sigmask: set[int | signal.Signals],
+) -> None:
+    """The child of `spawn(fork=True)`: sandbox, run the component, `_exit` (never returns).
+
+    Exiting through `os._exit` matters: the parent's atexit handlers and
+    finalizers must not run here.
+    """
+    name = str(plan["name"])
+    code = 1
+    try:
+        try:
+            os.close(close)  # the parent's end of the liveness pipe
+            _reset_inherited(name, env, stdio)
+            signal.pthread_sigmask(signal.SIG_SETMASK, sigmask)  # blocked by the parent
+            _sandbox(plan)
+        except BaseException as exc:
+            _report(name, exc)
+            code = EXIT_SETUP_FAILED
+            return
+        from privsep.component._runner import run
+
+        try:
+            run(plan)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:  # noqa: SIM105
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(code)

@@ -23,11 +23,14 @@ the component's). Call `spawn` from a thread that lives as long as the sandbox
 
 from __future__ import annotations
 
+import gc
 import itertools
 import marshal
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any, final
@@ -55,7 +58,10 @@ class Sandboxed:
     """
 
     def __init__(
-        self, name: str, popen: subprocess.Popen[bytes], resources: list[Any] | None = None
+        self,
+        name: str,
+        popen: subprocess.Popen[bytes] | _Forked,
+        resources: list[Any] | None = None,
     ) -> None:
         self.name = name
         self._popen = popen
@@ -140,6 +146,7 @@ def spawn(
     stdin: Any = subprocess.DEVNULL,
     stdout: Any = None,
     stderr: Any = None,
+    fork: bool = False,
 ) -> Sandboxed:
     """Start `process` in its sandbox with exactly `fds` as fds 3, 4, ... (in order).
 
@@ -148,6 +155,7 @@ def spawn(
     after every lock (privsep probe); `argv` execs that command after the
     locks (privsep shell). Raises `SandboxError` when the sandbox cannot be
     built as asked (a missing mechanism without the matching degradation).
+    `fork`: start without exec where that is safe (see the module's notes).
     """
     plan, env = build(process, fds, layout=layout, script=script, argv=argv)
     resources: list[Any] = []
@@ -164,6 +172,16 @@ def spawn(
         alive, alive_w = os.pipe()  # the helper sees EOF on `alive` if we are gone
         resources.append(alive_w)
         plan["alive"] = alive
+        stdio = _forkable_stdio(stdin, stdout, stderr) if fork and _single_threaded() else None
+        if stdio is not None:
+            try:
+                with _new_pid_namespace():
+                    pid = _fork(plan, env, stdio, close=alive_w)
+            finally:
+                os.close(alive)
+                if stdin == subprocess.DEVNULL:
+                    os.close(stdio[0])
+            return Sandboxed(process.name, _Forked(pid), resources)
         spec = os.memfd_create(f"privsep-plan-{process.name}")
         try:
             os.write(spec, marshal.dumps(plan))
@@ -186,6 +204,109 @@ def spawn(
         Sandboxed(process.name, None, resources)._release()  # type: ignore[arg-type]
         raise
     return Sandboxed(process.name, popen, resources)
+
+
+def _single_threaded() -> bool:
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
+
+
+def _forkable_stdio(stdin: Any, stdout: Any, stderr: Any) -> tuple[int, int, int] | None:
+    """The fds a forked child gets as 0, 1, 2; None when only exec can do it (pipes)."""
+    fds: list[int] = []
+    for target, stream in enumerate((stdin, stdout, stderr)):
+        if stream is None:
+            fds.append(target)
+        elif isinstance(stream, int) and stream >= 0:
+            fds.append(stream)
+        elif stream == subprocess.DEVNULL:
+            fds.append(-1)
+        elif hasattr(stream, "fileno"):
+            fds.append(stream.fileno())
+        else:
+            return None  # PIPE and the like
+    if fds[0] == -1:
+        fds[0] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    for i in (1, 2):
+        if fds[i] == -1:
+            return None  # rare enough not to be worth another open/close pair
+    return fds[0], fds[1], fds[2]
+
+
+def _fork(
+    plan: dict[str, Any], env: dict[str, str], stdio: tuple[int, int, int], close: int
+) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()  # or the child writes our buffered text a second time
+    from privsep.sandbox._helper import run_forked  # noqa: PLC0415  # here: once, not per child
+
+    # Signals stay blocked until the child has dropped our handlers and wakeup fd: one
+    # delivered in between would run our handler there, or write into our loop's self-pipe
+    # (shared by the fork), which this process would take for a signal of its own.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    # The child must never collect (and so close the fds of) garbage it inherits.
+    gc.freeze()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            run_forked(plan, env, stdio, close, mask)  # never returns
+    finally:
+        gc.unfreeze()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return pid
+
+
+@final
+class _Forked:
+    """What `Sandboxed` needs of a `Popen`, for a child started by fork without exec."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self.stdin = self.stdout = self.stderr = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return self.returncode
+            if pid == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if timeout is None:
+            while self.returncode is None:
+                _, status = os.waitpid(self.pid, 0)
+                self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
+        deadline = time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired([str(self.pid)], timeout)
+            time.sleep(0.005)
+        return code
+
+    def communicate(
+        self, input: bytes | None = None, timeout: float | None = None
+    ) -> tuple[None, None]:
+        self.wait(timeout)
+        return None, None
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(15)
+
+    def kill(self) -> None:
+        self.send_signal(9)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.wait()
 
 
 _serial = itertools.count()

@@ -22,6 +22,11 @@ _MODULES = {
 }
 
 
+def preload(name: str) -> None:
+    """For a supervisor that forks its children: import the process's module up front."""
+    importlib.import_module(_MODULES[name])
+
+
 def prepare(ctx: Any) -> None:
     """Import the process's module before the locks go on."""
     importlib.import_module(_MODULES[ctx.name])

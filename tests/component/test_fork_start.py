@@ -1,0 +1,137 @@
+"""Start by fork: code preloading in the supervisor, and the layout parsed in a forked child.
+
+Each check runs in a fresh interpreter (`_python`), so that what the pytest process
+already imported cannot make a module look preloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+COUNTER = Path(__file__).parents[2] / "examples" / "counter" / "layout.yaml"
+
+TWO_MAINS = """\
+service: twins
+processes:
+  first:
+    entry: twin.main:main
+    code: a
+  second:
+    entry: twin.main:main
+    code: b
+"""
+
+
+def _python(code: str) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    answer: dict[str, object] = json.loads(result.stdout.splitlines()[-1])
+    return answer
+
+
+def test_preload_imports_each_process_code_and_schemas(tmp_path: Path) -> None:
+    answer = _python(
+        f"""
+        import json, sys
+        from privsep.layout import load_layout
+        from privsep.component._runner import preload
+        from privsep.rpc import _schema
+        layout = load_layout({str(COUNTER)!r})
+        before = "counter.server" in sys.modules
+        base = list(sys.path)
+        problems = preload(layout)
+        print(json.dumps({{"before": before, "problems": problems,
+            "server": "counter.server" in sys.modules, "client": "counter.client" in sys.modules,
+            "schemas": len(_schema._cache), "path_restored": sys.path == base}}))
+        """
+    )
+    assert answer == {
+        "before": False,
+        "problems": [],
+        "server": True,
+        "client": True,
+        "schemas": 1,
+        "path_restored": True,
+    }
+
+
+def test_preload_leaves_a_same_named_module_of_another_process_alone(tmp_path: Path) -> None:
+    for sub, value in (("a", "first"), ("b", "second")):
+        package = tmp_path / sub / "twin"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "main.py").write_text(f"WHO = {value!r}\ndef main(ctx):\n    pass\n")
+    (tmp_path / "layout.yaml").write_text(TWO_MAINS)
+    answer = _python(
+        f"""
+        import json, sys
+        from privsep.layout import load_layout
+        from privsep.component._runner import preload
+        base = list(sys.path)
+        problems = preload(load_layout({str(tmp_path / "layout.yaml")!r}))
+        print(json.dumps({{"problems": problems, "who": sys.modules["twin.main"].WHO,
+            "path_restored": sys.path == base}}))
+        """
+    )
+    # The second process imports its own twin.main after the fork, never the first's.
+    assert answer == {
+        "problems": [["second", "twin.main: another process's module"]],
+        "who": "first",
+        "path_restored": True,
+    }
+
+
+def test_preload_reports_an_import_failure_instead_of_raising(tmp_path: Path) -> None:
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "broken.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp_path / "layout.yaml").write_text(
+        "service: broken\nprocesses:\n  only:\n    entry: broken:main\n    code: code\n"
+    )
+    answer = _python(
+        f"""
+        import json
+        from privsep.layout import load_layout
+        from privsep.component._runner import preload
+        print(json.dumps({{"problems": preload(load_layout({str(tmp_path / "layout.yaml")!r}))}}))
+        """
+    )
+    assert answer == {"problems": [["only", "RuntimeError: boom at import"]]}
+
+
+def test_background_parse_returns_the_same_layout_without_yaml_in_the_parent() -> None:
+    answer = _python(
+        f"""
+        import json, sys
+        from privsep.layout import _background
+        pending = _background.start({str(COUNTER)!r}, {{"increments": "7"}})
+        layout = pending.result()
+        yaml_here = "yaml" in sys.modules
+        from privsep.layout import load_layout
+        same = layout == load_layout({str(COUNTER)!r}, {{"increments": "7"}})
+        print(json.dumps({{"yaml_in_parent": yaml_here, "same": same,
+            "increments": dict(layout.values)["increments"]}}))
+        """
+    )
+    assert answer == {"yaml_in_parent": False, "same": True, "increments": "7"}
+
+
+def test_background_parse_raises_the_parser_problems(tmp_path: Path) -> None:
+    from privsep._errors import LayoutError
+    from privsep.layout import _background, load_layout
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("service: x\nprocesses:\n  p:\n    entry: nope\n")
+    with pytest.raises(LayoutError) as direct:
+        load_layout(bad)
+    with pytest.raises(LayoutError) as background:
+        _background.start(bad).result()
+    assert background.value.problems == direct.value.problems
+    assert background.value.problems  # at least one file:line problem
