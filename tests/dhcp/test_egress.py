@@ -1,10 +1,15 @@
-"""The network process's egress check: exactly our DHCP requests and RFC 5227 ARP pass."""
+"""The network process's egress check: exactly our DHCP requests and RFC 5227 ARP pass.
+
+Which addresses are ours comes from what `dhcp-network` saw on the wire (`OfferLedger`),
+not from the engine: the `candidate`/`leased`/`server` it passes only narrow that.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,8 +27,10 @@ from privsep.services.dhcp._frames import (
     encode_udp_frame,
     internet_checksum,
 )
+from privsep.services.dhcp._ingress import LEDGER_CAPACITY, OfferLedger
 from privsep.services.dhcp._message import Message, encode_message
 from privsep.services.dhcp._options import MessageType
+from privsep.services.dhcp._proc_network import Wire
 
 OUR_MAC = bytes.fromhex("027700000010")
 OTHER_MAC = bytes.fromhex("027700000099")
@@ -35,6 +42,8 @@ CANDIDATE = IPv4Address("192.168.77.150")
 LEASED = IPv4Address("192.168.77.148")
 SERVER = IPv4Address("192.168.77.1")
 OTHER = IPv4Address("192.168.77.77")
+OTHER_SERVER = IPv4Address("192.168.77.2")
+RELAY = IPv4Address("10.0.0.1")
 
 
 def dhcp(
@@ -119,6 +128,35 @@ def arp_frame(
     return encode_arp_frame(dst_mac, src_mac, packet) + padding
 
 
+def reply(
+    yiaddr: IPv4Address = CANDIDATE,
+    *,
+    server: IPv4Address | None = SERVER,
+    op: int = 2,
+    chaddr: bytes = OUR_MAC,
+    htype: int = 1,
+    options: tuple[tuple[int, bytes], ...] | None = None,
+    **frame: object,
+) -> bytes:
+    """A server's OFFER for us (ports 67 -> 68, from `server`), as `dhcp-network` receives it."""
+    if options is None:
+        ident = () if server is None else ((54, server.packed),)
+        options = ((53, bytes([MessageType.OFFER])), *ident)
+    payload = encode_message(
+        Message(op=op, xid=0x1234, chaddr=chaddr, htype=htype, yiaddr=yiaddr, options=options)
+    )
+    args: dict[str, object] = {
+        "src_mac": SERVER_MAC,
+        "dst_mac": BCAST_MAC,
+        "src_ip": server or RELAY,
+        "dst_ip": BCAST,
+        "sport": 67,
+        "dport": 68,
+    }
+    args.update(frame)
+    return ip_frame(payload, **args)  # type: ignore[arg-type]
+
+
 def test_frame_builder_matches_the_codec_encoder() -> None:
     frame = UdpFrame(OUR_MAC, BCAST_MAC, ANY, BCAST, 68, 67, dhcp())
     assert ip_frame() == encode_udp_frame(frame, ttl=64)
@@ -132,6 +170,8 @@ class Case:
     candidate: IPv4Address | None = None
     leased: IPv4Address | None = None
     server: IPv4Address | None = None
+    # (yiaddr, server) of the OFFERs/ACKs seen on the wire before the frame is sent.
+    seen: tuple[tuple[IPv4Address, IPv4Address], ...] = ((CANDIDATE, SERVER), (LEASED, SERVER))
 
 
 def _renew(**kw: object) -> bytes:
@@ -208,10 +248,11 @@ CASES = [
     Case("broadcast_ip_unicast_mac", lambda: ip_frame(dst_mac=SERVER_MAC), "unicast MAC"),
     Case(
         "unicast_to_other_server",
-        lambda: _renew(dst_ip=OTHER),
+        lambda: _renew(dst_ip=OTHER_SERVER),
         "not the server",
         leased=LEASED,
         server=SERVER,
+        seen=((LEASED, SERVER), (LEASED, OTHER_SERVER)),
     ),
     Case(
         "unicast_to_multicast",
@@ -244,10 +285,11 @@ CASES = [
     Case("no_magic_cookie", lambda: ip_frame(bytes(300)), "not a valid DHCP message"),
     # -- ARP ------------------------------------------------------------------------
     Case(
-        "arp_probe_for_another_ip",
+        "arp_probe_for_another_offered_ip",
         lambda: arp_frame(target_ip=OTHER),
         "not our candidate",
         candidate=CANDIDATE,
+        seen=((CANDIDATE, SERVER), (OTHER, SERVER)),
     ),
     Case("arp_probe_without_candidate", arp_frame, "not our candidate", leased=LEASED),
     Case(
@@ -258,11 +300,12 @@ CASES = [
         leased=LEASED,
     ),
     Case(
-        "arp_announcement_of_another_ip",
+        "arp_announcement_of_another_offered_ip",
         lambda: arp_frame(sender_ip=OTHER, target_ip=OTHER),
         "not an announcement of our address",
         candidate=CANDIDATE,
         leased=LEASED,
+        seen=((CANDIDATE, SERVER), (LEASED, SERVER), (OTHER, SERVER)),
     ),
     Case(
         "arp_gratuitous_claim_sender_not_target",
@@ -295,12 +338,106 @@ CASES = [
         candidate=CANDIDATE,
     ),
     Case("arp_truncated", lambda: arp_frame()[:30], "truncated ARP", candidate=CANDIDATE),
+    # -- the wire, not the engine, says which addresses are ours ----------------------
+    Case("discover_nothing_seen", ip_frame, None, seen=()),
+    Case(
+        "init_reboot_request_nothing_seen",  # from 0.0.0.0, ciaddr 0: passes after a restart
+        lambda: ip_frame(dhcp(MessageType.REQUEST)),
+        None,
+        leased=LEASED,
+        seen=(),
+    ),
+    Case(
+        "arp_probe_never_offered_though_named_candidate",
+        lambda: arp_frame(target_ip=OTHER),
+        "ARP probe for 192.168.77.77, an address no server offered us",
+        candidate=OTHER,
+    ),
+    Case(
+        "arp_probe_nothing_seen",
+        arp_frame,
+        "no server offered us",
+        candidate=CANDIDATE,
+        seen=(),
+    ),
+    Case(
+        "arp_announcement_never_offered_though_named_leased",
+        lambda: arp_frame(sender_ip=OTHER, target_ip=OTHER),
+        "ARP announcement of 192.168.77.77, an address no server offered us",
+        candidate=OTHER,
+        leased=OTHER,
+    ),
+    Case(
+        "arp_announcement_after_restart",  # no ACK seen since: nothing to announce
+        lambda: arp_frame(sender_ip=LEASED, target_ip=LEASED),
+        "no server offered us",
+        leased=LEASED,
+        seen=(),
+    ),
+    Case(
+        "unicast_from_an_address_never_offered_though_named_leased",
+        lambda: _renew(src_ip=OTHER, payload=dhcp(MessageType.REQUEST, ciaddr=OTHER)),
+        "unicast from 192.168.77.77, an address no server offered us",
+        leased=OTHER,
+        server=SERVER,
+    ),
+    Case(
+        "rebind_after_restart",  # broadcast from the lease, nothing seen: how it recovers
+        lambda: ip_frame(dhcp(MessageType.REQUEST, ciaddr=LEASED), src_ip=LEASED),
+        None,
+        leased=LEASED,
+        seen=(),
+    ),
+    Case(
+        "source_offered_but_not_the_lease",
+        lambda: ip_frame(dhcp(MessageType.REQUEST, ciaddr=CANDIDATE), src_ip=CANDIDATE),
+        "source IP 192.168.77.150 is neither 0.0.0.0 nor the leased address",
+        leased=LEASED,
+    ),
+    Case(
+        "ciaddr_offered_but_not_the_lease",
+        lambda: ip_frame(dhcp(MessageType.REQUEST, ciaddr=CANDIDATE)),
+        "ciaddr 192.168.77.150 is neither 0.0.0.0 nor the leased address",
+        leased=LEASED,
+    ),
+    Case(
+        "renew_after_restart",  # unicast from the lease before any ACK was seen
+        _renew,
+        "unicast from 192.168.77.148, an address no server offered us",
+        leased=LEASED,
+        server=SERVER,
+        seen=(),
+    ),
+    Case(
+        "ciaddr_not_the_lease_nothing_seen",
+        lambda: ip_frame(dhcp(MessageType.REQUEST, ciaddr=OTHER)),
+        "ciaddr 192.168.77.77 is neither 0.0.0.0 nor the leased address",
+        leased=LEASED,
+        seen=(),
+    ),
+    Case(
+        "unicast_to_a_server_never_seen",
+        _renew,
+        "destination IP 192.168.77.1 is not a server seen on the wire",
+        leased=LEASED,
+        server=SERVER,
+        seen=((LEASED, OTHER_SERVER),),
+    ),
+    Case(
+        "unicast_to_a_host_the_engine_names_as_server",
+        lambda: _renew(dst_ip=OTHER),
+        "not a server seen",
+        leased=LEASED,
+        server=OTHER,
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_egress_policy(case: Case) -> None:
     policy = EgressPolicy(OUR_MAC, clock=lambda: 0.0)
+    for yiaddr, server in case.seen:
+        assert policy.ledger.observe(reply(yiaddr, server=server))
     frame = case.build()
     if case.denied is None:
         policy.check(frame, candidate=case.candidate, leased=case.leased, server=case.server)
@@ -378,5 +515,199 @@ def test_policy_refuses_a_bad_own_mac(mac: bytes) -> None:
 )
 def test_arbitrary_bytes_pass_or_raise_egress_denied_only(data: bytes) -> None:
     policy = EgressPolicy(OUR_MAC, clock=lambda: 0.0)
+    policy.ledger.observe(reply(CANDIDATE))
+    policy.ledger.observe(reply(LEASED))
     with contextlib.suppress(EgressDenied):
         policy.check(data, candidate=CANDIDATE, leased=LEASED)
+
+
+# -- what the network process learns from the wire (OfferLedger) --------------------------
+
+
+def test_a_probe_passes_only_for_an_address_a_server_offered() -> None:
+    policy = EgressPolicy(OUR_MAC, clock=lambda: 0.0)
+    with pytest.raises(EgressDenied, match="no server offered us"):
+        policy.check(arp_frame(target_ip=CANDIDATE), candidate=CANDIDATE, leased=None)
+    assert policy.ledger.observe(reply(CANDIDATE))
+    policy.check(arp_frame(target_ip=CANDIDATE), candidate=CANDIDATE, leased=None)
+    with pytest.raises(EgressDenied, match=r"ARP probe for 192\.168\.77\.77, an address no server"):
+        policy.check(arp_frame(target_ip=OTHER), candidate=OTHER, leased=None)
+
+
+def test_a_relayed_reply_makes_its_server_identifier_a_server() -> None:
+    policy = EgressPolicy(OUR_MAC, clock=lambda: 0.0)
+    assert policy.ledger.observe(reply(LEASED, server=SERVER, src_ip=RELAY))
+    assert policy.ledger.offers == (LEASED,)
+    assert policy.ledger.servers == (RELAY, SERVER)
+    policy.check(_renew(), candidate=None, leased=LEASED, server=SERVER)
+
+
+def test_a_reply_without_server_identifier_makes_its_ip_source_a_server() -> None:
+    ledger = OfferLedger(OUR_MAC)
+    assert ledger.observe(reply(LEASED, server=None, src_ip=SERVER))
+    assert (ledger.offers, ledger.servers) == ((LEASED,), (SERVER,))
+
+
+def test_a_unicast_reply_to_our_address_counts() -> None:
+    ledger = OfferLedger(OUR_MAC)
+    assert ledger.observe(reply(LEASED, dst_mac=OUR_MAC, dst_ip=LEASED))
+    assert ledger.offered(LEASED)
+    assert ledger.is_server(SERVER)
+    assert not ledger.offered(SERVER)
+    assert not ledger.is_server(LEASED)
+
+
+def _raw_reply(options: bytes) -> bytes:
+    """A reply whose options area is exactly `options` (no padding, maybe malformed)."""
+    header = encode_message(Message(op=2, xid=1, chaddr=OUR_MAC, yiaddr=CANDIDATE))[:240]
+    return ip_frame(header + options, src_mac=SERVER_MAC, src_ip=SERVER, sport=67, dport=68)
+
+
+def _patched(frame: bytes, offset: int, value: bytes) -> bytes:
+    return frame[:offset] + value + frame[offset + len(value) :]
+
+
+HOSTILE_INGRESS = {
+    "empty": b"",
+    "one_byte": b"\x02",
+    "zeros_2000": bytes(2000),
+    "ones_2000": b"\xff" * 2000,
+    "truncated_to_the_cookie": reply()[:281],
+    "truncated_inside_options": reply()[:300],
+    "ip_total_length_beyond_frame": _patched(reply(), 16, struct.pack("!H", 2000)),
+    "ip_total_length_short_of_bootp": _patched(reply(), 16, struct.pack("!H", 100)),
+    "udp_length_not_ip_payload": _patched(reply(), 38, struct.pack("!H", 300)),
+    "bootrequest_op1": reply(op=1),
+    "chaddr_not_ours": reply(chaddr=OTHER_MAC),
+    "hlen_7": reply(chaddr=OUR_MAC + b"\x00"),
+    "htype_not_ethernet": reply(htype=6),
+    "to_server_port_67": reply(dport=67),
+    "from_port_68": reply(sport=68),
+    "ip_options": reply(ip_options=b"\x01\x01\x01\x00"),
+    "fragment_more_fragments": reply(frag=0x2000),
+    "fragment_offset": reply(frag=0x0010),
+    "tcp": reply(proto=6),
+    "bad_ip_checksum": reply(ip_csum=0x1234),
+    "ipv6_ethertype": reply(ethertype=0x86DD),
+    "vlan_tag": reply()[:12] + b"\x81\x00\x00\x05" + reply()[12:],
+    "arp": arp_frame(op=2, sender_ip=CANDIDATE, target_ip=CANDIDATE),
+    "no_magic_cookie": _patched(reply(), 14 + 20 + 8 + 236, b"\x00\x00\x00\x00"),
+    "nak_yiaddr_zero": reply(ANY),
+    "yiaddr_broadcast": reply(BCAST),
+    "yiaddr_multicast": reply(IPv4Address("224.0.0.1")),
+    "yiaddr_loopback": reply(IPv4Address("127.0.0.1")),
+    "yiaddr_this_network": reply(IPv4Address("0.1.2.3")),
+    "yiaddr_class_e": reply(IPv4Address("240.0.0.1")),
+    "server_id_3_bytes": _raw_reply(b"\x36\x03\xc0\xa8\x4d\xff"),
+    "server_id_repeated": _raw_reply(b"\x36\x04" + SERVER.packed + b"\x36\x04" + OTHER.packed),
+    "option_runs_past_the_end": _raw_reply(b"\x35\x01\x02\x36\x08" + SERVER.packed),
+    "option_without_length_byte": _raw_reply(b"\x35\x01\x02\x36"),
+}
+
+
+@pytest.mark.parametrize("frame", HOSTILE_INGRESS.values(), ids=HOSTILE_INGRESS.keys())
+def test_hostile_ingress_is_not_remembered(frame: bytes) -> None:
+    ledger = OfferLedger(OUR_MAC)
+    assert ledger.observe(frame) is False
+    assert (ledger.offers, ledger.servers) == ((), ())
+
+
+def test_hostile_ingress_table_covers_the_reply_builder() -> None:
+    # The same builder with nothing wrong is remembered, so each case fails for its reason.
+    assert OfferLedger(OUR_MAC).observe(reply())
+    assert OfferLedger(OUR_MAC).observe(_raw_reply(b"\x35\x01\x02\x36\x04" + SERVER.packed))
+    padded = _raw_reply(b"\x00\x00\x36\x04" + OTHER_SERVER.packed + b"\xff\x36")  # after End
+    ledger = OfferLedger(OUR_MAC)
+    assert ledger.observe(padded)
+    assert ledger.servers == (SERVER, OTHER_SERVER)
+    assert OfferLedger(OUR_MAC).observe(reply() + bytes(100))  # Ethernet trailer: ignored
+
+
+def test_a_reply_truncated_anywhere_is_not_remembered() -> None:
+    frame = reply()
+    ledger = OfferLedger(OUR_MAC)
+    for end in range(len(frame)):
+        assert ledger.observe(frame[:end]) is False, end
+    assert ledger.offers == ()
+
+
+def test_the_ledger_stays_bounded_under_10000_distinct_offers() -> None:
+    ledger = OfferLedger(OUR_MAC)
+    base = int(IPv4Address("10.0.0.0"))
+    offers = [IPv4Address(base + n) for n in range(1, 10_001)]
+    servers = [IPv4Address(base + 0x10000 + n) for n in range(1, 10_001)]
+    for n, (yiaddr, server) in enumerate(zip(offers, servers, strict=True)):
+        assert ledger.observe(reply(yiaddr, server=server))
+        if n % 1000 == 0:
+            assert len(ledger.offers) <= LEDGER_CAPACITY
+            assert len(ledger.servers) <= LEDGER_CAPACITY
+    assert ledger.offers == tuple(offers[-LEDGER_CAPACITY:])  # the newest, oldest first
+    assert ledger.servers == tuple(servers[-LEDGER_CAPACITY:])
+    assert not ledger.offered(offers[0])
+
+
+def test_seeing_an_offer_again_saves_it_from_eviction() -> None:
+    ledger = OfferLedger(OUR_MAC, capacity=3)
+    first, second, third, fourth = (IPv4Address(f"10.0.0.{n}") for n in range(1, 5))
+    for address in (first, second, third, first, fourth):  # the renewal ACK, then another
+        ledger.observe(reply(address))
+    assert ledger.offers == (third, first, fourth)
+
+
+def test_policy_and_ledger_refuse_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="another MAC"):
+        EgressPolicy(OUR_MAC, ledger=OfferLedger(OTHER_MAC))
+    with pytest.raises(ValueError, match="our_mac"):
+        OfferLedger(b"short")
+    with pytest.raises(ValueError, match="capacity"):
+        OfferLedger(OUR_MAC, capacity=0)
+
+
+_valid_reply = st.builds(
+    lambda yiaddr, server, src: reply(yiaddr, server=server, src_ip=src),
+    st.integers(0, 2**32 - 1).map(IPv4Address),
+    st.one_of(st.none(), st.integers(0, 2**32 - 1).map(IPv4Address)),
+    st.integers(0, 2**32 - 1).map(IPv4Address),
+)
+_ingress = st.one_of(
+    st.binary(max_size=2100),
+    _valid_reply,
+    st.builds(
+        lambda base, pos, junk: base[:pos] + junk + base[pos + len(junk) :],
+        _valid_reply,
+        st.integers(0, 400),
+        st.binary(min_size=1, max_size=8),
+    ),
+    st.builds(lambda base, end: base[:end], _valid_reply, st.integers(0, 400)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(frames=st.lists(_ingress, max_size=30))
+def test_arbitrary_ingress_never_raises_and_never_exceeds_the_bound(frames: list[bytes]) -> None:
+    ledger = OfferLedger(OUR_MAC, capacity=4)
+    for frame in frames:
+        remembered = ledger.observe(frame)
+        assert isinstance(remembered, bool)
+        assert len(ledger.offers) <= 4
+        assert len(ledger.servers) <= 4
+    assert all(ledger.offered(a) for a in ledger.offers)
+
+
+def test_wire_feeds_the_ledger_before_queueing_the_frame_for_the_engine() -> None:
+    outside, inside = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with outside, inside:
+        inside.setblocking(False)
+        outside.settimeout(1)
+        wire = Wire(inside, EgressPolicy(OUR_MAC, clock=lambda: 0.0))
+        probe = arp_frame(target_ip=CANDIDATE)
+        assert wire.send(probe, int(CANDIDATE), 0, 0) is False  # nothing offered yet
+
+        offer = reply(CANDIDATE)
+        outside.send(offer)
+        wire._readable()
+        assert list(wire.queue) == [(offer, False)]
+        assert wire.policy.ledger.offers == (CANDIDATE,)
+        assert wire.send(probe, int(CANDIDATE), 0, 0) is True
+        assert outside.recv(2048) == probe
+        assert wire.send(arp_frame(target_ip=OTHER), int(OTHER), 0, 0) is False

@@ -3,7 +3,13 @@
 Linux has no write filter on a packet socket (OpenBSD's dhcpleased locks one
 in BPF), so `dhcp-network`, which holds the socket, checks every frame the
 engine asks it to send and drops anything else with a log line. The engine is
-treated as compromised here: the check assumes nothing it says.
+treated as compromised here: the check assumes nothing it says. Which
+addresses are ours comes from `OfferLedger` (`_ingress.py`): the offers
+(yiaddr) and servers the network process has itself seen in replies for our
+MAC. The `candidate`, `leased` and `server` the engine passes with each frame
+only narrow that further, never widen it. The ledger starts empty at every
+start of `dhcp-network`; `_ingress.py` explains why that is safe with the
+engine's INIT-REBOOT after a restart, and what it costs.
 
 A frame passes when all of this holds:
 
@@ -13,18 +19,21 @@ A frame passes when all of this holds:
   clear, offset 0, reserved bit clear), TTL >= 1, valid IPv4 header and UDP
   checksums (a UDP checksum of 0, "none", is refused: our codec always sets
   one), UDP 68 -> 67, UDP length = IP payload.
-  Addresses: source 0.0.0.0 or our leased address. Destination
-  255.255.255.255 with the broadcast MAC, or (only from the leased address,
-  RENEWING) a unicast address with a unicast MAC, and if the caller names the
-  server, that server.
+  Addresses: source 0.0.0.0 or the address the engine names as leased.
+  Destination 255.255.255.255 with the broadcast MAC, or (RENEWING) a
+  unicast address with a unicast MAC, only from a leased address that a
+  server offered us, to a server seen on the wire, and if the caller names
+  the server, that server. (A broadcast from the leased address is how a
+  restarted client rebinds before its ledger has an entry.)
   Payload: a well-formed DHCP message (the codec's strict decoder) that is a
   BOOTREQUEST for Ethernet (htype 1, hlen 6) with chaddr = our MAC, ciaddr
   0.0.0.0 or the leased address, and a client message type (DISCOVER,
   REQUEST, DECLINE, RELEASE, INFORM).
 - ARP (RFC 5227): an Ethernet/IPv4 request (op 1; replies are the kernel's
   job) to the broadcast MAC, sender MAC = ours, target MAC zero, either a
-  probe (sender IP 0.0.0.0, target IP = the candidate address) or an
-  announcement (sender IP = target IP = the candidate or leased address).
+  probe (sender IP 0.0.0.0, target IP = an address offered to us that the
+  engine names as the candidate) or an announcement (sender IP = target IP =
+  an address offered to us that the engine names as candidate or leased).
   42 bytes, or padded with zeros to the 60-byte Ethernet minimum.
 - At most `max_per_second` frames pass per second (a token bucket holding
   one second's worth), so even a stream of valid frames cannot flood the link.
@@ -51,6 +60,7 @@ from privsep.services.dhcp._frames import (
     IPPROTO_UDP,
     internet_checksum,
 )
+from privsep.services.dhcp._ingress import OfferLedger
 from privsep.services.dhcp._message import (
     BOOTREQUEST,
     CLIENT_PORT,
@@ -140,14 +150,21 @@ class EgressPolicy:
         self,
         our_mac: bytes,
         *,
+        ledger: OfferLedger | None = None,
         max_per_second: float = 50.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`ledger`: what the wire told us (an empty one for `our_mac` when omitted)."""
         if not isinstance(our_mac, bytes) or len(our_mac) != 6:
             raise ValueError("our_mac must be 6 bytes")
         if our_mac[0] & 1 or our_mac == bytes(6):
             raise ValueError("our_mac must be a unicast address")
+        if ledger is None:
+            ledger = OfferLedger(our_mac)
+        elif ledger.our_mac != our_mac:
+            raise ValueError("the ledger watches replies for another MAC")
         self.our_mac = our_mac
+        self.ledger = ledger
         self._limiter = RateLimiter(max_per_second)
         self._clock = clock
 
@@ -163,6 +180,7 @@ class EgressPolicy:
 
         `candidate` is the address being probed (RFC 5227), `leased` the bound
         address; `server`, when given, is the only unicast destination allowed.
+        All three come from the engine and only narrow what the ledger allows.
         """
         frame = bytes(frame)
         if len(frame) < ETH_HEADER:
@@ -270,11 +288,16 @@ class EgressPolicy:
         if src not in (_ANY, leased):
             raise EgressDenied(f"source IP {src} is neither 0.0.0.0 nor the leased address")
         if dst == _BROADCAST:
+            # A broadcast from the leased address needs no ledger entry: it is how a
+            # restarted client (empty ledger) REBINDs when its server stayed silent at
+            # INIT-REBOOT. It claims no more than a DECLINE's option 50 always could.
             if dst_mac != BROADCAST_MAC:
                 raise EgressDenied(f"broadcast IP to unicast MAC {dst_mac.hex(':')}")
             return
         if src == _ANY:
             raise EgressDenied(f"unicast to {dst} from 0.0.0.0 (only a bound client unicasts)")
+        if not self.ledger.offered(src):
+            raise EgressDenied(f"unicast from {src}, an address no server offered us")
         if (
             dst.is_loopback
             or dst.is_multicast
@@ -283,6 +306,8 @@ class EgressPolicy:
             or dst == leased
         ):
             raise EgressDenied(f"destination IP {dst} is not a unicast server address")
+        if not self.ledger.is_server(dst):
+            raise EgressDenied(f"destination IP {dst} is not a server seen on the wire")
         if server is not None and dst != server:
             raise EgressDenied(f"destination IP {dst} is not the server {server}")
         if dst_mac[0] & 1:
@@ -337,11 +362,18 @@ class EgressPolicy:
             raise EgressDenied(f"ARP target MAC {tha.hex(':')} is not zero")
         sender, target = IPv4Address(spa), IPv4Address(tpa)
         if sender == _ANY:
+            if not self.ledger.offered(target):
+                raise EgressDenied(f"ARP probe for {target}, an address no server offered us")
             if candidate is None or target != candidate:
                 raise EgressDenied(f"ARP probe for {target}, not our candidate {candidate}")
             return
-        ours = {a for a in (candidate, leased) if a is not None}
-        if sender != target or sender not in ours:
+        if sender != target:
+            raise EgressDenied(
+                f"ARP sender {sender} / target {target}: not an announcement of our address"
+            )
+        if not self.ledger.offered(sender):
+            raise EgressDenied(f"ARP announcement of {sender}, an address no server offered us")
+        if sender not in (candidate, leased):
             raise EgressDenied(
                 f"ARP sender {sender} / target {target}: not an announcement of our address"
             )

@@ -7,12 +7,17 @@ engine, nothing else: no capability, no file, an empty network namespace.
 - Inbound: frames are read with `recvmsg` and `PACKET_AUXDATA`, so the kernel's
   `TP_STATUS_CSUMNOTREADY` flag (a server on this host sending through a veth
   with checksum offload leaves a partial UDP checksum) travels with each frame.
-  They wait in a bounded queue until the engine's long poll (`recv`) takes them;
-  nothing here parses them.
+  They wait in a bounded queue until the engine's long poll (`recv`) takes them.
+  Before that, `OfferLedger.observe` looks at each one with bounds-checked
+  fixed-offset reads (no DHCP decoding here) and remembers the addresses
+  offered to us and the servers that sent them: the egress check's ground truth.
 - Outbound: every frame the engine hands to `send` goes through
-  `EgressPolicy.check` (our MAC, UDP 68 -> 67 BOOTREQUESTs, RFC 5227 ARP for
-  the candidate or leased address only, no fragments, sane size, rate-limited);
-  a refused frame is dropped with an `egress_denied` log line.
+  `EgressPolicy.check` (our MAC, UDP 68 -> 67 BOOTREQUESTs, RFC 5227 ARP; a
+  source address, ciaddr or ARP address other than 0.0.0.0 only if a server
+  offered it to us, unicast only to a server seen on the wire; no fragments,
+  sane size, rate-limited); a refused frame is dropped with an `egress_denied`
+  log line. What the engine passes along (candidate, leased, server) only
+  narrows this.
 - Our MAC and the interface index come from the socket itself (SIOCGIFHWADDR,
   SIOCGIFINDEX on the packet socket, answered in the socket's namespace).
 """
@@ -30,6 +35,7 @@ from typing import Any, Final
 
 from privsep._log import get_logger, log_event
 from privsep.services.dhcp._egress import EgressPolicy
+from privsep.services.dhcp._ingress import OfferLedger
 
 SOL_PACKET: Final = 263
 PACKET_AUXDATA: Final = 8
@@ -92,6 +98,9 @@ class Wire:
                 if level == SOL_PACKET and kind == PACKET_AUXDATA and len(payload) >= 4:
                     (status,) = struct.unpack_from("=I", payload)
                     not_ready = bool(status & TP_STATUS_CSUMNOTREADY)
+            # Before the engine sees the frame: an ACK is remembered by the time
+            # the engine answers it (ARP probes, announcement, renewals).
+            self.policy.ledger.observe(data)
             if len(self.queue) >= MAX_QUEUE:
                 self.queue.popleft()
                 self.overruns += 1
@@ -149,7 +158,7 @@ class LinkService:
 async def main(ctx: Any) -> None:
     sock = socket.socket(fileno=ctx.fd("packet"))
     mac, ifindex = interface_identity(sock, ctx.params["interface"])
-    wire = Wire(sock, EgressPolicy(mac))
+    wire = Wire(sock, EgressPolicy(mac, ledger=OfferLedger(mac)))
     wire.start()
     log_event(_logger, "network-ready", mac=mac.hex(":"), ifindex=ifindex)
     await ctx.serve("link", LinkService(wire, mac, ifindex))

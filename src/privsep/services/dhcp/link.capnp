@@ -14,7 +14,8 @@ interface Link {
   # Wait for frames (long poll); returns at least one, at most a small batch.
   recv @1 () -> (frames :List(Frame));
   # Send one frame. `candidate`: the address being probed (RFC 5227), `leased`:
-  # the bound address, `server`: the only unicast destination; 0 = none.
+  # the bound address, `server`: the unicast destination; 0 = none. These only
+  # narrow what dhcp-network allows: it trusts the replies it saw, not the engine.
   # Returns false when the egress check refused it.
   send @2 (frame :Data, candidate :UInt32, leased :UInt32, server :UInt32) -> (sent :Bool);
 }
