@@ -343,10 +343,17 @@ def _client(argv: list[str]) -> int:
     pending = _background.start(layout_path(), params)
     # The supervisor speaks no TLS: keep asyncio from loading libssl (~1.5 MiB, ~5 ms).
     sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+    # Still while the child parses: the supervisor, and what it would import next anyway
+    # (the launcher, and every process's code for the fork start).
+    import privsep.sandbox._resources  # noqa: PLC0415
+    import privsep.sandbox._spawn  # noqa: F401, PLC0415
     from privsep import _log  # noqa: PLC0415
     from privsep._errors import LayoutError  # noqa: PLC0415
+    from privsep.services.dhcp import _proc  # noqa: PLC0415
     from privsep.supervisor import Supervisor  # noqa: PLC0415
 
+    for name in _proc.PROCESS_MODULES:
+        _proc.preload(name)
     try:
         layout = pending.result()
     except LayoutError as exc:

@@ -13,7 +13,7 @@ from typing import Any
 
 sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]  # asyncio: "no ssl"
 
-_MODULES = {
+PROCESS_MODULES = {
     "dhcp-network": "privsep.services.dhcp._proc_network",
     "dhcp-engine": "privsep.services.dhcp._proc_engine",
     "dhcp-actuator": "privsep.services.dhcp._proc_actuator",
@@ -24,14 +24,14 @@ _MODULES = {
 
 def preload(name: str) -> None:
     """For a supervisor that forks its children: import the process's module up front."""
-    importlib.import_module(_MODULES[name])
+    importlib.import_module(PROCESS_MODULES[name])
 
 
 def prepare(ctx: Any) -> None:
     """Import the process's module before the locks go on."""
-    importlib.import_module(_MODULES[ctx.name])
+    importlib.import_module(PROCESS_MODULES[ctx.name])
 
 
 async def main(ctx: Any) -> None:
-    module = importlib.import_module(_MODULES[ctx.name])
+    module = importlib.import_module(PROCESS_MODULES[ctx.name])
     await module.main(ctx)
