@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,36 @@ def test_background_parse_raises_the_parser_problems(tmp_path: Path) -> None:
         _background.start(bad).result()
     assert background.value.problems == direct.value.problems
     assert background.value.problems  # at least one file:line problem
+
+
+def test_spawn_falls_back_to_exec_while_another_thread_runs() -> None:
+    # A fork would copy the other thread's locks mid-use; `spawn` must exec instead.
+    from privsep.sandbox import _spawn
+
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        assert not _spawn._single_threaded()
+    finally:
+        stop.set()
+        worker.join()
+
+
+def test_a_just_joined_thread_does_not_force_exec() -> None:
+    # The netns helper thread of open_resources is joined right before each spawn; the
+    # kernel may list it for a moment longer. Seen here: ~0.5% of joins without the retry.
+    answer = _python(
+        """
+        import json, threading
+        from privsep.sandbox._spawn import _single_threaded
+        misses = 0
+        for _ in range(500):
+            worker = threading.Thread(target=lambda: None)
+            worker.start()
+            worker.join()
+            misses += not _single_threaded()
+        print(json.dumps({"misses": misses}))
+        """
+    )
+    assert answer == {"misses": 0}

@@ -207,8 +207,23 @@ def spawn(
 
 
 def _single_threaded() -> bool:
-    threading = sys.modules.get("threading")
-    return threading is None or threading.active_count() == 1
+    """One thread in this process, counting those `threading` does not know (C extensions').
+
+    A thread just joined may still be listed for a few microseconds while the
+    kernel tears it down (the netns helper thread of `_resources`), so a count
+    above one is looked at again for up to ~10 ms unless a Python thread is alive.
+    """
+    for _ in range(50):
+        try:
+            if len(os.listdir("/proc/self/task")) == 1:  # noqa: PTH208 - one syscall
+                return True
+        except OSError:
+            return False
+        threading = sys.modules.get("threading")
+        if threading is not None and threading.active_count() > 1:
+            return False
+        time.sleep(0.0002)
+    return False
 
 
 def _forkable_stdio(stdin: Any, stdout: Any, stderr: Any) -> tuple[int, int, int] | None:
