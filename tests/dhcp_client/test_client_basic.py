@@ -291,6 +291,7 @@ def test_client_help_lists_the_udhcpc_options() -> None:
     [
         (["-x", "lease:abc"], "lease must be seconds"),
         (["-x", "lease:4294967296"], "lease must be seconds"),
+        (["-x", "lease:²"], "lease must be seconds"),  # a digit to str.isdigit, not to int
         (["-x", "81:zz"], "value must be hex"),
         (["-x", "255:00"], "out of range"),
         (["-x", "hostname:" + "a" * 300], "hostname must be 1..255 bytes"),

@@ -211,7 +211,7 @@ def _extra(items: list[str]) -> tuple[str, list[str]]:
         if code in _STRING_OPTIONS:
             payload = value.encode()
         elif code == 51:
-            if not value.isdigit() or int(value) >= 1 << 32:
+            if not (value.isascii() and value.isdigit()) or int(value) >= 1 << 32:
                 raise CliError(f"-x {item}: lease must be seconds, 0..4294967295", code=2)
             payload = int(value).to_bytes(4, "big")
         else:

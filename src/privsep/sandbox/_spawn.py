@@ -240,11 +240,10 @@ def _forkable_stdio(stdin: Any, stdout: Any, stderr: Any) -> tuple[int, int, int
             fds.append(stream.fileno())
         else:
             return None  # PIPE and the like
+    if -1 in fds[1:]:
+        return None  # output to /dev/null: rare enough not to be worth another open/close
     if fds[0] == -1:
-        fds[0] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    for i in (1, 2):
-        if fds[i] == -1:
-            return None  # rare enough not to be worth another open/close pair
+        fds[0] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)  # closed by `spawn`
     return fds[0], fds[1], fds[2]
 
 
