@@ -188,6 +188,15 @@ def test_requested_address_hostname_vendor_and_extra_options_are_sent() -> None:
     assert discover.get(61) == b"\x01" + CLIENT_MAC
 
 
+def test_without_default_request_options_only_the_asked_ones_or_no_option_55() -> None:
+    s = Scenario(config(default_request_options=False, request_options=(3, 6)))
+    s.start()
+    assert s.last(D).get(55) == (3, 6)
+    s = Scenario(config(default_request_options=False))
+    s.start()
+    assert s.last(D).option(55) is None
+
+
 def test_explicit_client_id_and_none_mode() -> None:
     s = Scenario(config(client_id=b"\x00abc"))
     s.start()

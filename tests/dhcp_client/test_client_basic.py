@@ -282,7 +282,10 @@ def test_probe_each_process_cannot_open_sockets_or_execve(
 def test_client_help_lists_the_udhcpc_options() -> None:
     result = privsep("dhcp", "eth0", "--help")
     assert result.returncode == 0
-    for option in ("-q", "-n", "-t", "-T", "-A", "-s", "-x", "-O", "-V", "-r", "-R", "--netns"):
+    for option in (
+        *("-q", "-n", "-t", "-T", "-A", "-s", "-x", "-O", "-V", "-r", "-R", "--netns"),
+        *("-C", "-o", "-F", "-H", "-p"),
+    ):
         assert option in result.stdout
 
 
@@ -300,6 +303,8 @@ def test_client_help_lists_the_udhcpc_options() -> None:
         (["-T", "inf"], "not a finite, non-negative number"),
         (["-A", "nan"], "not a finite, non-negative number"),
         (["-T", "-1"], "not a finite, non-negative number"),
+        (["-F", "bad name!"], "not a DNS name"),
+        (["-F", "a" * 64 + ".example"], "not a DNS name"),  # a label over 63 bytes
     ],
 )
 def test_bad_option_values_exit_2_with_one_line_and_start_nothing(

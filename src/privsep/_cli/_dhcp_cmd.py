@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ OPTION_NAMES = {
     "msstaticroutes": 249,
     "wpad": 252,
 }
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _STRING_OPTIONS = frozenset({12, 15, 17, 40, 56, 60, 66, 67, 100, 101, 209, 210, 252})
 
 EXIT_BOUND = 70  # mirrors privsep.services.dhcp._proc_engine (not imported: start-up time)
@@ -169,6 +171,22 @@ def _client_parser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--request", dest="requested", metavar="IP", help="request this address")
     p.add_argument("-R", "--release", action="store_true", help="release the lease on exit")
     p.add_argument("-a", dest="arp", action="store_true", help="udhcpc: ARP check (= --arp-probe)")
+    p.add_argument(
+        "-C", "--clientid-none", action="store_true", help="send no client identifier (option 61)"
+    )
+    p.add_argument(
+        "-o",
+        "--no-default-options",
+        action="store_true",
+        help="ask only for the -O options (no option 55 without any)",
+    )
+    p.add_argument(
+        "-F", "--fqdn", metavar="NAME", help="ask the server to update DNS for NAME (option 81)"
+    )
+    p.add_argument(
+        "-H", "--hostname", dest="hostname_opt", metavar="NAME", help="= -x hostname:NAME"
+    )
+    p.add_argument("-p", "--pidfile", metavar="FILE", help="write our pid to FILE while running")
     p.add_argument("--netns", default="", metavar="NAME", help="the interface's network namespace")
     p.add_argument("--state-dir", metavar="DIR", help="state directory")
     p.add_argument("--resolv-conf", metavar="PATH", help="resolv.conf target, or `none`")
@@ -194,6 +212,15 @@ def _option_code(name: str) -> int:
     if not 1 <= code <= 254:
         raise CliError(f"DHCP option {name!r} out of range", code=2)
     return code
+
+
+def _fqdn_option(name: str) -> bytes:
+    """Option 81 as udhcpc's -F sends it (RFC 4702): flags S (server updates A and PTR),
+    the two deprecated rcodes, and the name in ASCII."""
+    labels = name.rstrip(".").split(".")
+    if not name or len(name) > 252 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise CliError(f"-F {name!r}: not a DNS name", code=2)
+    return b"\x01\x00\x00" + name.encode("ascii")
 
 
 def _extra(items: list[str]) -> tuple[str, list[str]]:
@@ -227,6 +254,9 @@ def _parameters(opts: argparse.Namespace, interface: str) -> dict[str, str]:
     import ipaddress  # noqa: PLC0415
 
     hostname, extra = _extra(opts.extra)
+    hostname = opts.hostname_opt or hostname
+    if opts.fqdn is not None:
+        extra.append(f"81:{_fqdn_option(opts.fqdn).hex()}")
     if opts.requested:
         try:
             ipaddress.IPv4Address(opts.requested)
@@ -254,6 +284,8 @@ def _parameters(opts: argparse.Namespace, interface: str) -> dict[str, str]:
         "vendor": opts.vendorclass or "",
         "requested": opts.requested or "",
         "request_options": ",".join(str(_option_code(o)) for o in opts.request),
+        "client_id_mode": "none" if opts.clientid_none else "rfc4361",
+        "default_options": "0" if opts.no_default_options else "1",
         "extra_options": ",".join(extra),
     }
     # Without -t we retry forever with RFC 2131's backoff (4, 8, ... 64 s). With -n,
@@ -365,7 +397,33 @@ def _client(argv: list[str]) -> int:
     _log.configure("supervisor")
     # fork: children start from this process's imports (see privsep.sandbox.spawn).
     supervisor = Supervisor(layout, stop_timeout=opts.stop_timeout, on_exit=_on_exit, fork=True)
-    return _run(supervisor)
+    pidfile = _write_pidfile(Path(opts.pidfile)) if opts.pidfile else None
+    try:
+        return _run(supervisor)
+    finally:
+        if pidfile is not None:
+            _remove_pidfile(pidfile)
+
+
+def _write_pidfile(path: Path) -> Path:
+    """udhcpc's -p: our pid (the supervisor's, which SIGTERM/SIGUSR1/SIGUSR2 go to)."""
+    path = path.absolute()
+    try:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(f"{os.getpid()}\n")
+        tmp.replace(path)
+    except OSError as exc:
+        raise CliError(f"-p {path}: {exc.strerror or exc}", code=2) from None
+    return path
+
+
+def _remove_pidfile(path: Path) -> None:
+    """Remove it unless someone else's pid is in it by now."""
+    try:
+        if path.read_text().strip() == str(os.getpid()):
+            path.unlink()
+    except OSError:
+        pass
 
 
 def _run(supervisor: Any) -> int:

@@ -7,8 +7,9 @@ before starting anything; `dhcp-engine` builds its config with the same code.
 from __future__ import annotations
 
 from ipaddress import IPv4Address
+from typing import cast
 
-from privsep.services.dhcp._config import ClientConfig
+from privsep.services.dhcp._config import ClientConfig, ClientIdMode
 
 
 def flag(value: str) -> bool:
@@ -29,12 +30,14 @@ def config_from_params(params: dict[str, str], mac: bytes) -> ClientConfig:
     return ClientConfig(
         mac=mac,
         client_id=bytes.fromhex(p["client_id"]) if p.get("client_id") else None,
+        client_id_mode=cast(ClientIdMode, p.get("client_id_mode") or "rfc4361"),
         hostname=p.get("hostname") or None,
         vendor_class=p["vendor"].encode() if p.get("vendor") else None,
         requested_address=IPv4Address(p["requested"]) if p.get("requested") else None,
         request_options=tuple(
             int(c, 0) for c in p.get("request_options", "").split(",") if c.strip()
         ),
+        default_request_options=flag(p.get("default_options", "1")),
         extra_options=_extra_options(p.get("extra_options", "")),
         arp_probe=flag(p.get("arp_probe", "1")),
         discover_tries=int(p["tries"]) if p.get("tries") else None,

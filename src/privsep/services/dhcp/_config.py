@@ -65,6 +65,8 @@ class ClientConfig:
     - `hostname` (12, `-x hostname:`), `vendor_class` (60, `-V`), `requested_address`
       (50 in DHCPDISCOVER, `-r`), `request_options` (added to option 55, `-O`),
       `extra_options` (raw (code, payload) pairs, `-x code:hex`).
+    - `default_request_options`: False asks only for `request_options` (udhcpc's
+      `-o`); with none, option 55 is left out.
     - `discover_tries` (`-t`, None = retry forever with RFC backoff),
       `discover_interval` (`-T`: a fixed pause instead of 4, 8, ... 64 s ±1),
       `failure_pause` (`-A`: wait after `discover_tries` failed, then start over).
@@ -89,6 +91,7 @@ class ClientConfig:
     vendor_class: bytes | None = None
     requested_address: IPv4Address | None = None
     request_options: tuple[int, ...] = ()
+    default_request_options: bool = True
     extra_options: tuple[tuple[int, bytes], ...] = ()
     max_message_size: int = 1472
     rapid_commit: bool = False
@@ -172,8 +175,8 @@ class ClientConfig:
 
     @property
     def parameter_request_list(self) -> tuple[int, ...]:
-        """Option 55: the defaults, then the caller's extras, then 108 if wanted."""
-        codes = list(DEFAULT_REQUEST_OPTIONS)
+        """Option 55: the defaults (unless turned off), the caller's extras, 108 if wanted."""
+        codes = list(DEFAULT_REQUEST_OPTIONS) if self.default_request_options else []
         extras = [*self.request_options]
         if self.ipv6_only_preferred:
             extras.append(OptionCode.IPV6_ONLY_PREFERRED)

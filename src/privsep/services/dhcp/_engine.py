@@ -438,7 +438,8 @@ class Client:
                 options[OptionCode.HOSTNAME] = cfg.hostname.encode()
             if cfg.vendor_class is not None:
                 options[OptionCode.VENDOR_CLASS_ID] = cfg.vendor_class
-            options[OptionCode.PARAMETER_REQUEST_LIST] = bytes(cfg.parameter_request_list)
+            if cfg.parameter_request_list:  # empty only with `-o` and no `-O`: none sent
+                options[OptionCode.PARAMETER_REQUEST_LIST] = bytes(cfg.parameter_request_list)
             if kind is MessageType.DISCOVER and cfg.rapid_commit:
                 options[OptionCode.RAPID_COMMIT] = b""
             options.update(cfg.extra_options)
