@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
@@ -138,18 +137,43 @@ def test_background_parse_raises_the_parser_problems(tmp_path: Path) -> None:
     assert background.value.problems  # at least one file:line problem
 
 
-def test_spawn_falls_back_to_exec_while_another_thread_runs() -> None:
-    # A fork would copy the other thread's locks mid-use; `spawn` must exec instead.
-    from privsep.sandbox import _spawn
+def test_spawn_falls_back_to_exec_while_another_thread_runs(tmp_path: Path) -> None:
+    # A fork would copy the other thread's locks mid-use; `spawn(fork=True)` must exec.
+    # The probe tells the two apart by a module only the spawning process imported.
+    probes = Path(__file__).parents[1] / "sandbox" / "layouts" / "probes.yaml"
+    script = tmp_path / "probe.py"
+    script.write_text("import sys\nprint('tomllib' in sys.modules)\n")
+    answer = _python(
+        f"""
+        import json, os, sys, threading, tomllib
+        from privsep._cli import main
 
-    stop = threading.Event()
-    worker = threading.Thread(target=stop.wait)
-    worker.start()
-    try:
-        assert not _spawn._single_threaded()
-    finally:
-        stop.set()
-        worker.join()
+        def forked():
+            # The sandboxed process writes to fd 1: read it back through a pipe.
+            r, w = os.pipe()
+            saved = os.dup(1)
+            os.dup2(w, 1)
+            try:
+                code = main(["probe", {str(probes)!r}, "plain", {str(script)!r}, "--fork"])
+            finally:
+                sys.stdout.flush()
+                os.dup2(saved, 1)
+                os.close(w)
+            return code, os.read(r, 100).decode().strip()
+
+        alone = forked()
+        stop = threading.Event()
+        worker = threading.Thread(target=stop.wait)
+        worker.start()
+        try:
+            with_thread = forked()
+        finally:
+            stop.set()
+            worker.join()
+        print(json.dumps({{"alone": alone, "with_thread": with_thread}}))
+        """
+    )
+    assert answer == {"alone": [0, "True"], "with_thread": [0, "False"]}
 
 
 def test_a_just_joined_thread_does_not_force_exec() -> None:

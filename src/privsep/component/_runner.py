@@ -66,8 +66,6 @@ def preload(layout: Layout) -> list[tuple[str, str]]:
     the fork. Failures are not raised: the process meets them again when it
     starts, where they are handled as its own. Returns (process, problem) pairs.
     """
-    import os
-
     from privsep.rpc import load_schema
 
     problems: list[tuple[str, str]] = []
