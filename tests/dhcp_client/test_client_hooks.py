@@ -93,6 +93,46 @@ def test_hook_script_with_bin_sh_shebang_runs(lab: Lab) -> None:
         assert [c.event for c in calls] == ["deconfig", "bound"]
 
 
+def _children(pid: int) -> list[tuple[str, str]]:
+    """(command name, state) of each child of `pid`, from /proc."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        if int(ppid) == pid:
+            out.append((name, state))
+    return out
+
+
+def test_what_a_hook_leaves_in_the_background_is_reaped(lab: Lab) -> None:
+    # dhcp-hook is pid 1 of its pid namespace: a daemon a script starts in the
+    # background becomes its child when the script exits. Once that daemon ends it must
+    # be reaped, or every renewal of a long-running client would leave a zombie.
+    node = lab.add_client()
+    lab.start_server("dnsmasq")
+    script = lab.tmpdir / "hook-daemon.sh"
+    script.write_text("#!/bin/sh\n( exec sleep 1 & )\nexit 0\n")
+    script.chmod(0o755)
+    with ClientSet(lab) as clients:
+        client = clients.privsep(node, script=script)
+        wait_for_lease_address(node, client)
+        hook = client.child_pids()["dhcp-hook"]
+        # The backgrounded sleep is the hook process's child now (the test's premise).
+        wait_for(lambda: ("sleep", "S") in _children(hook), timeout=5, what="sleep under dhcp-hook")
+        wait_for(
+            lambda: all(name != "sleep" for name, _ in _children(hook)),
+            timeout=5,
+            what="the ended sleep reaped (no zombie left under dhcp-hook)",
+        )
+        assert client.proc.poll() is None
+
+
 # ---------------------------------------------------------------- hostile options
 
 

@@ -385,16 +385,17 @@ def _client(argv: list[str]) -> int:
     from privsep.services.dhcp import _proc  # noqa: PLC0415
     from privsep.supervisor import Supervisor  # noqa: PLC0415
 
-    for name in _proc.PROCESS_MODULES:
+    unused = {"dhcp-hook"} if not opts.script else set()
+    if params["resolv_conf"] == "none":
+        unused.add("dhcp-resolv")
+    for name in _proc.PROCESS_MODULES.keys() - unused:
         _proc.preload(name)
     try:
         layout = pending.result()
     except LayoutError as exc:
         raise CliError("; ".join(exc.problems), code=2) from None
-    if not opts.script:
-        layout = _without(layout, "dhcp-hook")
-    if params["resolv_conf"] == "none":
-        layout = _without(layout, "dhcp-resolv")
+    for name in sorted(unused):
+        layout = _without(layout, name)
     _log.configure("supervisor")
     # fork: children start from this process's imports (see privsep.sandbox.spawn).
     supervisor = Supervisor(layout, stop_timeout=opts.stop_timeout, on_exit=_on_exit, fork=True)

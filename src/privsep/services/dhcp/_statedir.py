@@ -17,13 +17,13 @@ the directory; files are 0600, the directory 0700.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import importlib
 import os
 import re
 import stat
 import struct
 from pathlib import Path
-from typing import Final, final
+from typing import Any, Final, final
 
 from privsep._errors import PrivsepError
 from privsep._log import get_logger, log_event
@@ -37,12 +37,25 @@ _NAME_RE: Final = re.compile(r"[a-z][a-z0-9-]{0,31}", re.ASCII)
 _logger = get_logger(__name__)
 
 
+def _builtin_sha256() -> Any:
+    """CPython's own SHA-256 (`_sha2` from 3.12, `_sha256` before): `hashlib` would load
+    OpenSSL's libcrypto into every client process (~6 ms at start, ~1.5 MiB), for one
+    digest of a few hundred bytes. hashlib is the fallback on other Pythons."""
+    for name in ("_sha2", "_sha256", "hashlib"):
+        with contextlib.suppress(ImportError):
+            return importlib.import_module(name).sha256
+    raise ImportError("no SHA-256 implementation")
+
+
+_sha256: Final = _builtin_sha256()
+
+
 class StateDirError(PrivsepError):
     """The state directory cannot be used (not a directory, wrong owner, bad name, too big)."""
 
 
 def encode_record(payload: bytes) -> bytes:
-    return MAGIC + _HEADER.pack(len(payload), hashlib.sha256(payload).digest()) + payload
+    return MAGIC + _HEADER.pack(len(payload), _sha256(payload).digest()) + payload
 
 
 def decode_record(data: bytes) -> bytes | None:
@@ -52,7 +65,7 @@ def decode_record(data: bytes) -> bytes | None:
         return None
     length, digest = _HEADER.unpack_from(data, len(MAGIC))
     payload = data[head:]
-    if length != len(payload) or hashlib.sha256(payload).digest() != digest:
+    if length != len(payload) or _sha256(payload).digest() != digest:
         return None
     return payload
 
