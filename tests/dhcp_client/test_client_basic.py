@@ -284,7 +284,7 @@ def test_client_help_lists_the_udhcpc_options() -> None:
     assert result.returncode == 0
     for option in (
         *("-q", "-n", "-t", "-T", "-A", "-s", "-x", "-O", "-V", "-r", "-R", "--netns"),
-        *("-C", "-o", "-F", "-H", "-p"),
+        *("-C", "-o", "-F", "-H", "-p", "-b"),
     ):
         assert option in result.stdout
 

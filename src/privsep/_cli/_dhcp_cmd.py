@@ -5,8 +5,10 @@
   `privsep/services/dhcp/layout.yaml` with parameters built from the options
   and runs it under the supervisor in this process (foreground, SIGTERM stops).
   Exit status: 0 (stopped, or bound with `-q`), 1 (no lease with `-n`, or a
-  process gave up), 2 (bad options). SIGUSR1 renews at once, SIGUSR2 releases
-  (udhcpc's signals, forwarded to dhcp-engine).
+  process gave up), 2 (bad options). With `-b` the command returns 0 once bound
+  (or after the first leasefail) and the client goes on detached (`_detach`).
+  SIGUSR1 renews at once, SIGUSR2 releases (udhcpc's signals, forwarded to
+  dhcp-engine).
 - `privsep dhcp --layout` prints the layout's path.
 - `privsep dhcp decode [--hex]` decodes one message from stdin.
 """
@@ -187,6 +189,12 @@ def _client_parser() -> argparse.ArgumentParser:
         "-H", "--hostname", dest="hostname_opt", metavar="NAME", help="= -x hostname:NAME"
     )
     p.add_argument("-p", "--pidfile", metavar="FILE", help="write our pid to FILE while running")
+    p.add_argument(
+        "-b",
+        "--background",
+        action="store_true",
+        help="go to the background once bound, or after the first leasefail (wins over -n)",
+    )
     p.add_argument("--netns", default="", metavar="NAME", help="the interface's network namespace")
     p.add_argument("--state-dir", metavar="DIR", help="state directory")
     p.add_argument("--resolv-conf", metavar="PATH", help="resolv.conf target, or `none`")
@@ -277,7 +285,7 @@ def _parameters(opts: argparse.Namespace, interface: str) -> dict[str, str]:
         "resolv_conf": resolv_conf,
         "resolv_dir": resolv_dir,
         "quit": "1" if opts.quit else "0",
-        "exit_no_lease": "1" if opts.now else "0",
+        "exit_no_lease": "1" if opts.now and not opts.background else "0",
         "release": "1" if opts.release else "0",
         "arp_probe": "1" if (opts.arp_probe or opts.arp) else "0",
         "hostname": hostname,
@@ -288,10 +296,11 @@ def _parameters(opts: argparse.Namespace, interface: str) -> dict[str, str]:
         "default_options": "0" if opts.no_default_options else "1",
         "extra_options": ",".join(extra),
     }
-    # Without -t we retry forever with RFC 2131's backoff (4, 8, ... 64 s). With -n,
-    # udhcpc's defaults (-t 3 -T 3) apply, so "no lease" is reported as soon as udhcpc does.
-    retries = opts.retries if opts.retries is not None else (3 if opts.now else None)
-    timeout = opts.timeout if opts.timeout is not None else (3.0 if opts.now else None)
+    # Without -t we retry forever with RFC 2131's backoff (4, 8, ... 64 s). With -n or -b,
+    # udhcpc's defaults (-t 3 -T 3) apply, so "no lease" comes as soon as udhcpc's does.
+    udhcpc_rounds = opts.now or opts.background
+    retries = opts.retries if opts.retries is not None else (3 if udhcpc_rounds else None)
+    timeout = opts.timeout if opts.timeout is not None else (3.0 if udhcpc_rounds else None)
     if retries is not None:
         params["tries"] = str(max(1, retries))
     if timeout is not None:
@@ -367,6 +376,11 @@ def _client(argv: list[str]) -> int:
     params = _parameters(opts, interface)
     _check_config(params)
     _prepare_dirs(params)
+    on_event = None
+    if opts.background:
+        from privsep._cli import _detach  # noqa: PLC0415
+
+        on_event = _detach_when_settled(_detach.start())  # the caller waits there
 
     # Start-up time is a benchmark here: the layout is parsed on the other core while
     # this process imports the supervisor (see privsep.layout._background).
@@ -398,13 +412,28 @@ def _client(argv: list[str]) -> int:
         layout = _without(layout, name)
     _log.configure("supervisor")
     # fork: children start from this process's imports (see privsep.sandbox.spawn).
-    supervisor = Supervisor(layout, stop_timeout=opts.stop_timeout, on_exit=_on_exit, fork=True)
+    supervisor = Supervisor(
+        layout, stop_timeout=opts.stop_timeout, on_exit=_on_exit, on_event=on_event, fork=True
+    )
     pidfile = _write_pidfile(Path(opts.pidfile)) if opts.pidfile else None
     try:
         return _run(supervisor)
     finally:
         if pidfile is not None:
             _remove_pidfile(pidfile)
+
+
+# -b: the caller may go once the address is on the interface, or once the first round
+# of DISCOVERs failed (udhcpc: "no lease, forking to background").
+_SETTLED = frozenset({("dhcp-actuator", "lease-applied"), ("dhcp-engine", "leasefail")})
+
+
+def _detach_when_settled(detacher: Any) -> Any:
+    def on_event(process: str, event: Any) -> None:
+        if (process, event.get("event")) in _SETTLED:
+            detacher.detach()
+
+    return on_event
 
 
 def _write_pidfile(path: Path) -> Path:

@@ -59,6 +59,17 @@ class LineSplitter:
         return rest
 
 
+def json_object(line: bytes, truncated: bool) -> dict[str, object] | None:
+    """The line as a JSON object, or None (not one, or cut short)."""
+    if truncated or not line.startswith(b"{"):
+        return None
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def render(
     process: str,
     line: bytes,
@@ -67,14 +78,10 @@ def render(
     now: Callable[[], float] = time.time,
 ) -> str:
     """One JSON log line (no newline) for a line of a child's output."""
-    if not truncated and line.startswith(b"{"):
-        try:
-            value = json.loads(line)
-        except (ValueError, RecursionError):
-            value = None
-        if isinstance(value, dict):
-            value["process"] = process
-            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    value = json_object(line, truncated)
+    if value is not None:
+        value["process"] = process
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     entry: dict[str, object] = {
         "ts": round(now(), 6),
         "level": "info",

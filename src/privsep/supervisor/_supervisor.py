@@ -32,7 +32,7 @@ from typing import Any, Protocol, TextIO
 
 from privsep._log import get_logger, log_event
 from privsep.layout._model import Layout, Process
-from privsep.supervisor._lines import LineSplitter, render
+from privsep.supervisor._lines import LineSplitter, json_object, render
 from privsep.supervisor._policy import backoff, decide, restart_groups
 
 logger = get_logger(__name__)
@@ -136,6 +136,8 @@ class Supervisor:
     `on_exit(process_name, returncode)`, if given, sees every exit before the
     restart policy; returning an int ends the service: every child is stopped
     and `run` returns that int (e.g. a DHCP client's `-q` once bound).
+    `on_event(process_name, event)`, if given, sees each JSON object a child logs
+    on stderr, after it is forwarded. The child wrote it: it is claims, not facts.
     `spawn` defaults to `privsep.sandbox.spawn`; `output` receives the JSON lines
     forwarded from children (the supervisor's own events go through `privsep._log`).
     `fork=True` (with the default `spawn`): import every component's code here
@@ -157,6 +159,7 @@ class Supervisor:
         open_resources: Callable[[Process], dict[str, int]] = _open_resources,
         output: TextIO | None = None,
         on_exit: Callable[[str, int], int | None] | None = None,
+        on_event: Callable[[str, Mapping[str, object]], None] | None = None,
         fork: bool = False,
     ) -> None:
         self.layout = layout
@@ -164,6 +167,7 @@ class Supervisor:
         if self._fork:
             spawn = functools.partial(_sandbox_spawn, fork=True)
         self._on_exit = on_exit
+        self._on_event = on_event
         self._exit_code: int | None = None
         self.stop_timeout = stop_timeout
         self.stable_after = stable_after
@@ -414,6 +418,11 @@ class Supervisor:
             for line, truncated in lines:
                 out.write(render(name, line, truncated, stream) + "\n")
             out.flush()
+            if self._on_event is not None and stream == "stderr":
+                for line, truncated in lines:
+                    event = json_object(line, truncated)
+                    if event is not None:
+                        self._on_event(name, event)
 
         loop.add_reader(fd, readable)
         self._readers[fd] = readable
