@@ -16,7 +16,7 @@ from privsep import supervisor
 from privsep._cli import main as cli_main
 from privsep.layout._model import Channel, Layout, Process, Restart
 from privsep.supervisor import Handle, Supervisor
-from privsep.supervisor._lines import LineSplitter, render
+from privsep.supervisor._lines import LineSplitter, json_object, render
 from privsep.supervisor._policy import backoff, decide, restart_groups
 
 
@@ -74,6 +74,24 @@ def test_render_passes_json_objects_through_and_wraps_the_rest(
     assert entry["process"] == "p"
     assert {k: v for k, v in entry.items() if k not in ("ts", "level", "process")} == {
         k: v for k, v in expected.items() if k != "process"
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "truncated"),
+    [(b"hello", False), (b"[1]", False), (b'{"event":', False), (b'{"a":1}', True), (_DEEP, False)],
+)
+def test_json_object_is_none_for_anything_but_a_whole_json_object(
+    line: bytes, truncated: bool
+) -> None:
+    # What on_event callbacks see: a child's JSON object, never a wrapped stderr line.
+    assert json_object(line, truncated) is None
+
+
+def test_json_object_returns_the_object_as_the_child_wrote_it() -> None:
+    assert json_object(b'{"event":"lease-applied","process":"x"}', False) == {
+        "event": "lease-applied",
+        "process": "x",
     }
 
 
