@@ -313,8 +313,10 @@ def test_rollback_on_netlink_failure_leaves_previous_config_intact(net: Net) -> 
 
 
 def test_rollback_of_a_first_lease_leaves_nothing(net: Net) -> None:
+    # Someone else's route with the key the lease needs but another next hop: EEXIST.
+    # (The very route the lease asks for would be adopted instead: see below.)
     ip("addr", "add", "192.168.77.1/24", "dev", IFACE, ns=net.ns)
-    ip("route", "add", "10.77.0.0/16", "dev", IFACE, "metric", "1024", ns=net.ns)
+    ip("route", "add", "10.77.0.0/16", "via", "192.168.77.254", "metric", "1024", ns=net.ns)
     before = net.snapshot()
 
     async def body() -> None:
@@ -499,6 +501,40 @@ def test_deconfigure_removes_only_what_we_added(net: Net) -> None:
     assert net.mtu() == 1500
     assert net.resolv.read_text() == "# mine\nnameserver 9.9.9.9\noptions edns0\n"
     assert StateDir(net.state).load("lease") is None
+
+
+def test_routes_left_as_the_lease_wants_them_are_adopted_when_the_state_is_lost(
+    net: Net,
+) -> None:
+    # A first client configured the interface, then its state dir went (a new
+    # --state-dir, a wiped /var/lib): the same lease must still apply, taking over the
+    # identical address and routes instead of failing on EEXIST and rolling back.
+    wanted = lease(
+        routes=(
+            RouteRequest(A("172.16.0.0"), 12, A("10.1.0.2")),
+            RouteRequest(A("0.0.0.0"), 0, A("10.1.0.1")),
+        )
+    )
+
+    async def first() -> None:
+        act = await net.actuator()
+        await act.apply_lease(wanted)
+        act.net.close()
+
+    async def second() -> None:
+        act = await net.actuator()
+        await act.apply_lease(wanted)
+        assert net.snapshot() == configured
+        await act.deconfigure("stop")  # adopted, so ours to remove
+        act.net.close()
+
+    run(first())
+    configured = net.snapshot()
+    for record in net.state.iterdir():
+        record.unlink()
+    run(second())
+    assert net.address_set() == set()
+    assert not any(proto == "dhcp" for *_, proto in net.routes())
 
 
 def test_restart_keeps_the_address_and_knows_what_it_owns(net: Net) -> None:

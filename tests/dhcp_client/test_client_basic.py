@@ -87,6 +87,40 @@ def test_one_shot_lease_configures_address_routes_mtu_and_resolv_conf(
     assert elapsed < 10
 
 
+def test_a_lease_left_configured_by_a_client_whose_state_is_gone_is_taken_over(
+    lab: Lab, tmp_path: Path
+) -> None:
+    lab.start_server("dnsmasq", lab.server_config())
+    client = lab.add_client("c1")
+    (tmp_path / "later").mkdir()
+    first, second = make_files(tmp_path), make_files(tmp_path / "later")
+    assert run_client(client, first, "-q", "--no-arp-probe").returncode == 0
+    configured = (client.addresses(), client.routes())
+    # Another state dir (or a wiped one): same lease, same address and default route
+    # already there. They are adopted: exit 0 at once, nothing changed, nothing doubled.
+    result = run_client(client, second, "-q", "--no-arp-probe")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (client.addresses(), client.routes()) == configured
+    assert not any(e.get("event") == "apply-failed" for e in events(result.stderr))
+
+
+def test_with_q_a_lease_that_cannot_be_configured_exits_1_at_once(lab: Lab, tmp_path: Path) -> None:
+    lab.start_server("dnsmasq", lab.server_config())
+    client = lab.add_client("c1")
+    files = make_files(tmp_path)
+    # Someone else's default route where ours would go (same metric, other gateway):
+    # the actuator refuses to replace it and rolls back; -q must not wait for nothing.
+    client.run(["ip", "addr", "add", "192.168.77.1/24", "dev", client.interface])
+    client.run(["ip", "route", "add", "default", "via", "192.168.77.254", "metric", "1024"])
+    started = time.monotonic()
+    result = run_client(client, files, "-q", "--no-arp-probe")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert time.monotonic() - started < 10
+    assert any(e.get("event") == "apply-failed" for e in events(result.stderr))
+    assert client.addresses() == (IPv4Interface("192.168.77.1/24"),)  # rolled back
+    assert client.default_gateways() == (IPv4Address("192.168.77.254"),)
+
+
 def test_kill_9_of_any_process_never_drops_the_address(lab: Lab, tmp_path: Path) -> None:
     lab.start_server("dnsmasq", lab.server_config())
     client = lab.add_client("c1")

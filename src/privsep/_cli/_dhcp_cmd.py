@@ -4,9 +4,10 @@
   client, udhcpc-compatible where udhcpc has the option. It loads the layout
   `privsep/services/dhcp/layout.yaml` with parameters built from the options
   and runs it under the supervisor in this process (foreground, SIGTERM stops).
-  Exit status: 0 (stopped, or bound with `-q`), 1 (no lease with `-n`, or a
-  process gave up), 2 (bad options). With `-b` the command returns 0 once bound
-  (or after the first leasefail) and the client goes on detached (`_detach`).
+  Exit status: 0 (stopped, or bound with `-q`), 1 (no lease with `-n`, a lease
+  that could not be configured with `-q`, or a process gave up), 2 (bad options).
+  With `-b` the command returns 0 once bound (or after the first leasefail) and
+  the client goes on detached (`_detach`).
   SIGUSR1 renews at once, SIGUSR2 releases (udhcpc's signals, forwarded to
   dhcp-engine).
 - `privsep dhcp --layout` prints the layout's path.
@@ -79,6 +80,7 @@ _STRING_OPTIONS = frozenset({12, 15, 17, 40, 56, 60, 66, 67, 100, 101, 209, 210,
 
 EXIT_BOUND = 70  # mirrors privsep.services.dhcp._proc_engine (not imported: start-up time)
 EXIT_NO_LEASE = 71
+EXIT_NOT_APPLIED = 72
 
 
 def layout_path() -> Path:
@@ -349,7 +351,7 @@ def _without(layout: Any, name: str) -> Any:
 def _on_exit(name: str, returncode: int) -> int | None:
     if name == "dhcp-engine" and returncode == EXIT_BOUND:
         return 0
-    if name == "dhcp-engine" and returncode == EXIT_NO_LEASE:
+    if name == "dhcp-engine" and returncode in (EXIT_NO_LEASE, EXIT_NOT_APPLIED):
         return 1
     return None
 

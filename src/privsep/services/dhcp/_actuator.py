@@ -637,14 +637,18 @@ class Actuator:
     ) -> None:
         net, idx = self.net, self.ifindex
         existing = present.get(route.key)
-        if existing == route and route.key in old_keys:
-            return  # ours and unchanged (a renew)
+        if existing == route:
+            # Ours and unchanged (a renew), or left exactly so by an earlier client whose
+            # state is gone: adopt it (as an address already there is) rather than fail
+            # on EEXIST. Adopted, it is removed at deconfigure, if it is `proto dhcp`.
+            return
         if existing is not None and route.key in old_keys:
             # Ours with another gateway: switch it atomically.
             await net.add_route(idx, route, replace=True)
             tx.push(f"restore {route.destination}", _bind(net.add_route, idx, existing, True))
             return
-        # New (or someone else's with the same key: EEXIST, and we roll back).
+        # New (or someone else's with the same key and another gateway: EEXIST, and we
+        # roll back).
         await net.add_route(idx, route)
         tx.push(f"remove {route.destination}", _bind(net.delete_route, idx, route))
 

@@ -17,9 +17,12 @@ no file; seccomp forbids `socket()`.
 - SIGTERM cancels the driver; with `release=1` (`-R`) it sends DHCPRELEASE and
   deconfigures first. Without it the address stays (its kernel lifetime is the
   lease's), like udhcpc.
-- `quit=1` (`-q`): exit with EXIT_BOUND once the address is configured;
-  `exit_no_lease=1` (`-n`): exit with EXIT_NO_LEASE on leasefail. `privsep dhcp`
-  maps these to its own exit status (0 and 1) through the supervisor.
+- `quit=1` (`-q`): exit with EXIT_BOUND once the address is configured, or with
+  EXIT_NOT_APPLIED if the actuator refused or failed to configure it (otherwise the
+  next try would only come at T1); `exit_no_lease=1` (`-n`): exit with EXIT_NO_LEASE
+  on leasefail. `privsep dhcp` maps these to its own exit status (0, 1 and 1)
+  through the supervisor. Without `-q`, a lease that could not be applied is tried
+  again at each renewal.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from privsep.services.dhcp._lease import Lease, MalformedLease
 
 EXIT_BOUND: Final = 70  # -q: bound and configured
 EXIT_NO_LEASE: Final = 71  # -n: leasefail
+EXIT_NOT_APPLIED: Final = 72  # -q: bound, but the actuator could not configure the lease
 
 _logger = get_logger(__name__)
 
@@ -273,6 +277,8 @@ class Driver:
                 if _disconnected(exc):
                     raise
                 log_event(_logger, "apply-failed", logging.ERROR, error=_reason(exc))
+                if self.quit and kind is HookEvent.BOUND:  # -q would wait for nothing
+                    self.exit_code = EXIT_NOT_APPLIED
                 return
             if self.quit and kind is HookEvent.BOUND:
                 self.exit_code = EXIT_BOUND
