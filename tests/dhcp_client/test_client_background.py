@@ -80,6 +80,10 @@ def test_background_returns_once_bound_and_the_client_keeps_the_lease(
         assert _state(pid) is not None
         assert os.getsid(pid) == pid
         assert str(Path(f"/proc/{pid}/fd/0").readlink()) == "/dev/null"
+        # It holds the state dir's lock: a second client is refused.
+        again = run_client(node, files, "-b", "--no-arp-probe")
+        assert again.returncode == 2
+        assert "in use by another privsep dhcp" in again.stderr
         # It still serves udhcpc's signals: SIGTERM with -R releases and deconfigures.
         os.kill(pid, signal.SIGTERM)
         assert _wait_gone(pid)

@@ -357,6 +357,41 @@ def test_bad_option_values_exit_2_with_one_line_and_start_nothing(
     assert not state.exists()  # nothing half-applied
 
 
+@pytest.mark.parametrize(
+    ("state_dir", "message"),
+    [("a-file", "not a directory"), ("/proc/no/such", "No such file or directory")],
+)
+def test_an_unusable_state_dir_exits_2_with_one_line(
+    lab: Lab, tmp_path: Path, state_dir: str, message: str
+) -> None:
+    node = lab.add_client()
+    (tmp_path / "a-file").write_text("")
+    path = tmp_path / state_dir
+    result = privsep("dhcp", node.interface, "--netns", node.netns, "--state-dir", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: --state-dir {path}: {message}"]
+
+
+def test_a_second_client_on_the_same_state_dir_is_refused(lab: Lab, tmp_path: Path) -> None:
+    lab.start_server("dnsmasq", lab.server_config())
+    client = lab.add_client("c1")
+    files = make_files(tmp_path)
+    with daemon(client, files, "--no-arp-probe") as first:
+        first.wait_for(lambda e: e.get("event") == "lease-applied")
+        (address,) = client.addresses()
+        second = run_client(client, files, "-q", "--no-arp-probe")
+        assert second.returncode == 2
+        assert second.stderr.splitlines() == [
+            f"error: --state-dir {files.state_dir}: in use by another privsep dhcp "
+            "(one client per interface)"
+        ]
+        assert first.proc.poll() is None
+        assert client.addresses() == (address,)
+        assert first.stop() == 0
+    # The lock went with the first client.
+    assert run_client(client, files, "-q", "--no-arp-probe").returncode == 0
+
+
 def test_arp_probe_checks_the_address_before_configuring_it(lab: Lab, tmp_path: Path) -> None:
     lab.start_server("kea", lab.server_config())
     client = lab.add_client("c1")

@@ -327,11 +327,32 @@ def _check_config(params: dict[str, str]) -> None:
         raise CliError(f"bad option: {exc}", code=2) from None
 
 
-def _prepare_dirs(params: dict[str, str]) -> None:
-    state = Path(params["state_dir"])
-    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+def _prepare_dirs(params: dict[str, str]) -> int:
+    """Create the state dir and lock it for this client's life; returns the lock's fd."""
     if params["resolv_conf"] != "none" and not Path(params["resolv_dir"]).is_dir():
         raise CliError(f"--resolv-conf: no directory {params['resolv_dir']}", code=2)
+    state = Path(params["state_dir"])
+    try:
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileExistsError:
+        raise CliError(f"--state-dir {state}: not a directory", code=2) from None
+    except OSError as exc:
+        raise CliError(f"--state-dir {state}: {exc.strerror or exc}", code=2) from None
+    # Two clients on one state dir (ifup run twice, say) would fight over the interface
+    # and the lease records: the second one is refused. The sandboxes close this fd;
+    # the lock lives as long as the supervisor (or the -b client that forks from it).
+    import fcntl  # noqa: PLC0415
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise CliError(
+            f"--state-dir {state}: in use by another privsep dhcp (one client per interface)",
+            code=2,
+        ) from None
+    return fd
 
 
 def _without(layout: Any, name: str) -> Any:
@@ -377,7 +398,7 @@ def _client(argv: list[str]) -> int:
         raise CliError(f"no interface {interface!r}", code=2)
     params = _parameters(opts, interface)
     _check_config(params)
-    _prepare_dirs(params)
+    _prepare_dirs(params)  # its lock is held until we exit
     on_event = None
     if opts.background:
         from privsep._cli import _detach  # noqa: PLC0415
