@@ -259,8 +259,18 @@ def parse_hook_lines(lines: Sequence[str]) -> list[HookCall]:
 # ---------------------------------------------------------------- the client processes
 
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
+@dataclass(frozen=True, slots=True)
+class ProcStat:
+    """The fields of /proc/PID/stat the tests look at."""
+
+    pid: int
+    name: str
+    state: str  # R, S, Z, ...
+    ppid: int
+
+
+def proc_stats() -> Iterator[ProcStat]:
+    """Every process we can see, a snapshot (one gone meanwhile is skipped)."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -268,8 +278,15 @@ def _children_map() -> dict[int, list[int]]:
             stat = Path(f"/proc/{entry.name}/stat").read_text()
         except OSError:
             continue
-        ppid = int(stat.rpartition(")")[2].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        yield ProcStat(int(entry.name), name, state, int(ppid))
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for proc in proc_stats():
+        children.setdefault(proc.ppid, []).append(proc.pid)
     return children
 
 

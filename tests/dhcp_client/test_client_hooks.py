@@ -20,6 +20,7 @@ from lifecycle_helpers import (
     HookCall,
     RunningClient,
     install_recorder,
+    proc_stats,
     wait_for,
     wait_for_lease_address,
 )
@@ -94,20 +95,8 @@ def test_hook_script_with_bin_sh_shebang_runs(lab: Lab) -> None:
 
 
 def _children(pid: int) -> list[tuple[str, str]]:
-    """(command name, state) of each child of `pid`, from /proc."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        state, ppid = stat.rpartition(")")[2].split()[:2]
-        if int(ppid) == pid:
-            out.append((name, state))
-    return out
+    """(command name, state) of each child of `pid`."""
+    return [(p.name, p.state) for p in proc_stats() if p.ppid == pid]
 
 
 def test_what_a_hook_leaves_in_the_background_is_reaped(lab: Lab) -> None:
