@@ -164,8 +164,9 @@ def test_daemon_renews_a_short_kea_lease_and_keeps_the_address_on_sigterm(
     assert client.addresses() == (address,)  # no -R: the address stays
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_release_on_exit_is_seen_by_the_server_and_removes_the_address(
-    lab: Lab, tmp_path: Path
+    lab: Lab, tmp_path: Path, stop: signal.Signals
 ) -> None:
     server = lab.start_server("dnsmasq", lab.server_config())
     client = lab.add_client("c1")
@@ -175,7 +176,9 @@ def test_release_on_exit_is_seen_by_the_server_and_removes_the_address(
         d.wait_for(lambda e: e.get("event") == "lease-applied")
         (address,) = client.addresses()
         assert [lease.address for lease in server.leases()] == [address.ip]
+        d.proc.send_signal(stop)  # SIGHUP: the terminal went away; a clean stop all the same
         assert d.stop() == 0
+        assert any(e.get("signal") == stop.name for e in events(d.text))
     capture.stop()
     releases = [p for _, p in capture.dhcp_payloads() if b"\x35\x01\x07" in p[240:]]
     assert releases, "no DHCPRELEASE on the wire"

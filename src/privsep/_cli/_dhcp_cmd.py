@@ -481,18 +481,27 @@ def _remove_pidfile(path: Path) -> None:
 
 
 def _run(supervisor: Any) -> int:
-    """Supervise; udhcpc's SIGUSR1 (renew) and SIGUSR2 (release) go to dhcp-engine."""
+    """Supervise; udhcpc's SIGUSR1 (renew) and SIGUSR2 (release) go to dhcp-engine.
+    SIGHUP (the terminal went away) stops the client as SIGTERM does: cleanly, with
+    the release of `-R`, rather than by the default action."""
     import asyncio  # noqa: PLC0415
     import signal  # noqa: PLC0415
+
+    from privsep._log import get_logger, log_event  # noqa: PLC0415
+
+    def hangup() -> None:
+        log_event(get_logger("privsep.supervisor"), "signal", signal="SIGHUP")
+        supervisor.stop()
 
     async def body() -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGUSR1, signal.SIGUSR2):
             loop.add_signal_handler(signum, supervisor.signal_child, "dhcp-engine", signum)
+        loop.add_signal_handler(signal.SIGHUP, hangup)
         try:
             code: int = await supervisor.run_async()
         finally:
-            for signum in (signal.SIGUSR1, signal.SIGUSR2):
+            for signum in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
         return code
 
