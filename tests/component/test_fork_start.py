@@ -7,6 +7,7 @@ already imported cannot make a module look preloaded.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -193,3 +194,49 @@ def test_a_just_joined_thread_does_not_force_exec() -> None:
         """
     )
     assert answer == {"misses": 0}
+
+
+# Scans the probe's own readable anonymous memory, heap and stack for the secret,
+# without copying any of it (a copy would be a hit of its own). The needle is built at
+# run time from its reverse, so the script's text does not contain it.
+MEMORY_SCAN = """\
+import ctypes, re
+needle = bytes(reversed(b"%s"))
+pattern = re.compile(needle)
+own = id(needle) + bytes.__basicsize__ - 1
+hits = set()
+for line in open("/proc/self/maps").read().splitlines():
+    fields = line.split()
+    name = fields[5] if len(fields) > 5 else ""
+    if not fields[1].startswith("r") or name not in ("", "[heap]", "[stack]"):
+        continue
+    lo, hi = (int(x, 16) for x in fields[0].split("-"))
+    view = memoryview((ctypes.c_char * (hi - lo)).from_address(lo))
+    for match in pattern.finditer(view):
+        if lo + match.start() != own:
+            hits.add(name or "anonymous")
+print(sorted(hits))
+"""
+
+
+@pytest.mark.parametrize("mode", ["exec", "fork"])
+def test_the_callers_environment_is_not_in_the_components_memory(tmp_path: Path, mode: str) -> None:
+    # A fork copies the supervisor's memory: its environment, on the initial stack and
+    # in os.environ, must be overwritten before the component runs (an exec drops it).
+    token = "S3cretT0kenForPrivsepTest"
+    script = tmp_path / "scan.py"
+    script.write_text(MEMORY_SCAN % token[::-1])
+    probes = Path(__file__).parents[1] / "sandbox" / "layouts" / "probes.yaml"
+    privsep = Path(sys.executable).with_name("privsep")
+    argv = [str(privsep), "probe", str(probes), "plain", str(script)]
+    env = {**os.environ, "PRIVSEP_TEST_API_KEY": token}
+    result = subprocess.run(
+        [*argv, *(["--fork"] if mode == "fork" else [])],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "[]"

@@ -147,6 +147,26 @@ def main() -> None:
 _inherited: list[object] = []
 
 
+def _forget_environment() -> None:
+    """Empty the environment and overwrite what a fork copied of the parent's: the
+    values of os.environ (bytes objects of the heap) and the strings the kernel put on
+    the parent's initial stack (env_start..env_end in /proc/self/stat). An exec would
+    have dropped both; left here, a compromised component could read the caller's
+    secrets from its own memory."""
+    import ctypes
+
+    offset = bytes.__basicsize__ - 1  # PyBytesObject's data, after its header
+    for value in getattr(os.environ, "_data", {}).values():
+        if type(value) is bytes and len(value) > 1:  # 0- and 1-byte objects are shared
+            ctypes.memset(id(value) + offset, 0, len(value))
+    os.environ.clear()  # unsetenv: libc's environ no longer points into the block below
+    with open("/proc/self/stat", "rb") as f:
+        fields = f.read().rpartition(b")")[2].split()
+    start, end = int(fields[47]), int(fields[48])  # proc(5) fields 50, 51: env_start/end
+    if 0 < start < end:
+        ctypes.memset(start, 0, end - start)
+
+
 def _reset_inherited(name: str, env: dict[str, str], stdio: tuple[int, int, int]) -> None:
     # The parent's event loop set a wakeup fd: after the fds are remapped that number may
     # be a granted channel, and a signal would write a byte into it.
@@ -168,7 +188,7 @@ def _reset_inherited(name: str, env: dict[str, str], stdio: tuple[int, int, int]
     sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)  # noqa: SIM115
     os.chdir("/")
-    os.environ.clear()
+    _forget_environment()
     os.environ.update(env)
     if "privsep._log" in sys.modules:  # the parent's log handlers name the parent
         from privsep import _log
