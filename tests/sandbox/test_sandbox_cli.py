@@ -35,6 +35,46 @@ def test_probe_relays_stdout_and_exit_status_exactly(tmp_path: Path) -> None:
     assert result.stdout == "exact\n  output"
 
 
+@pytest.mark.parametrize("mode", [[], ["--fork"]])
+def test_probe_of_a_command_process_runs_the_script_in_that_sandbox(
+    tmp_path: Path, mode: list[str]
+) -> None:
+    # Not the command: the script, relayed as for any process, with the command's grants
+    # (execve is allowed to a `command:` process and to no entry process).
+    layout = tmp_path / "cmd.yaml"
+    layout.write_text(
+        "service: t\nprocesses:\n  t:\n    command: [/bin/echo, from the command]\n"
+        "    restart: never\n"
+    )
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import os, sys\n"
+        "print('script', os.getpid())\n"
+        "sys.stdout.flush()\n"
+        "os.execv('/bin/sh', ['sh', '-c', 'echo exec $$; exit 7'])\n"
+    )
+    result = privsep("probe", str(layout), "t", str(script), *mode)
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == "script 1\nexec 1\n"
+
+
+@pytest.mark.parametrize("mode", [[], ["--fork"]])
+def test_probe_sees_the_entry_imported_and_prepare_run_as_the_component_would(
+    tmp_path: Path, mode: list[str]
+) -> None:
+    layout = Path(__file__).parent / "layouts" / "components.yaml"
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import sys\n"
+        "components = sys.modules['components']\n"
+        "print(components._PREPARED, components._nnp())\n"
+    )
+    result = privsep("probe", str(layout), "prepared", str(script), *mode)
+    assert result.returncode == 0, result.stderr
+    # prepare ran before the locks (no_new_privs not yet set), the script after them.
+    assert result.stdout == "{'nnp': '0'} 1\n"
+
+
 def test_probe_of_an_unknown_process_is_a_one_line_error(tmp_path: Path) -> None:
     script = tmp_path / "probe.py"
     script.write_text("pass\n")

@@ -6,7 +6,9 @@ KJ loop when the process has channels, through `privsep.rpc.run_async`), the
 locks are put on inside them, then the entry is awaited. A process exits 0
 when its entry returns, 1 (after a JSON log line) when it raises.
 
-`script` (privsep probe): the file runs as `__main__` after every lock.
+`script` (privsep probe): as for an entry component, the entry module is imported
+and `prepare(ctx)` run; then the file runs as `__main__` after every lock. For
+a `command:` process (no entry) the script runs in place of the command.
 `argv` (privsep shell, `command:` processes): exec'ed after every lock.
 """
 
@@ -113,19 +115,14 @@ def run(plan: dict[str, object]) -> None:
         argv = list(spec["argv"])
         _lock_or_exit(name, lock)
         os.execve(argv[0], argv, os.environ)  # noqa: S606 - the layout's command, after the locks
-    if mode == "script":
-        _run_script(name, str(spec["script"]), spec["source"], lock)
-        return
     fds = {fd_name: 3 + i for i, fd_name in enumerate(spec["fd_names"])}
     ctx = Context(name, fds, spec["params"], spec["channels"])
-    try:
-        entry = _import(str(spec["entry"]))
-        if spec["prepare"]:
-            prepare = _import(str(spec["prepare"]))
-            prepare(ctx)  # type: ignore[operator]
-    except BaseException as exc:
-        _fail(name, "component-prepare-failed", exc)
-        sys.exit(1)
+    entry = _prepare(name, spec, ctx)
+    if mode == "script":
+        # The probe sees what the component would after its locks: the entry module
+        # imported and `prepare` run, in the same process.
+        _run_script(name, str(spec["script"]), spec["source"], lock)
+        return
     code = getattr(entry, "__code__", None)
     try:
         if code is not None and code.co_flags & CO_COROUTINE:
@@ -139,6 +136,20 @@ def run(plan: dict[str, object]) -> None:
         _fail(name, "component-failed", exc)
         sys.exit(1)
     sys.exit(0)
+
+
+def _prepare(name: str, spec: dict[str, object], ctx: Context) -> object:
+    """Import the entry and run `prepare(ctx)`, before the locks; the entry, or None for a
+    probe of a `command:` process (which has neither)."""
+    try:
+        entry = _import(str(spec["entry"])) if spec["entry"] else None
+        if spec["prepare"]:
+            prepare = _import(str(spec["prepare"]))
+            prepare(ctx)  # type: ignore[operator]
+    except BaseException as exc:
+        _fail(name, "component-prepare-failed", exc)
+        sys.exit(1)
+    return entry
 
 
 def _run_async(entry: object, ctx: Context, lock: object, channels: object) -> None:

@@ -471,7 +471,8 @@ def _build(
     # What runs (fds and the script's text are filled in per start by `build`).
     code = [os.path.abspath(p) for p in process.code_paths]
     plan["run"] = {
-        "mode": "argv" if command is not None else "script" if script is not None else "entry",
+        # A probe script runs in place of the command, in the command's own sandbox.
+        "mode": "script" if script is not None else "argv" if command is not None else "entry",
         "entry": process.entry,
         "prepare": process.prepare,
         "script": script,
