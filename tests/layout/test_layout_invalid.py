@@ -460,6 +460,25 @@ processes:
         ),
     ),
     Case(
+        "bind-into-the-sandbox-own-dev-and-proc",
+        """\
+service: s
+processes:
+  a:
+    entry: m:main
+    binds:
+      - {path: /srv/x, target: /dev/null, mode: rw}
+      - /proc/sys
+      - {path: /srv/y, target: /devices}
+      - /dev
+""",
+        (
+            "6: process 'a': bind target '/dev/null': /dev and /proc are the sandbox's own",
+            "7: process 'a': bind path '/proc/sys': /dev and /proc are the sandbox's own",
+            "9: process 'a': bind path '/dev': /dev and /proc are the sandbox's own",
+        ),
+    ),
+    Case(
         "bad-landlock-right",
         """\
 service: s

@@ -78,6 +78,7 @@ _HANDLE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")  # fd and channel names (LIS
 _CALLABLE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*\Z")
 _INTERFACE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
 _NETNS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+_OWN_MOUNTS = ("/dev", "/proc")  # mounted by the sandbox itself: no bind target there
 _IFNAME = re.compile(r"[^/\s:]{1,15}\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SIZE = re.compile(r"(\d+)\s*([kmgt]?)(?:i?b)?\Z", re.IGNORECASE)
@@ -495,11 +496,21 @@ class _Reader:
             return False
         return True
 
+    def bind_target(self, node: yaml.Node, key: str) -> str | None:
+        """An absolute path outside /dev and /proc: the sandbox mounts its own there, and
+        its standing rules for them (read+write on /dev/null and friends, read on /proc)
+        would apply to whatever a bind put in their place."""
+        path = self.abspath(node, key)
+        if path is not None and any(path == d or path.startswith(d + "/") for d in _OWN_MOUNTS):
+            self.add(node, f"{key} {path!r}: /dev and /proc are the sandbox's own")
+            return None
+        return path
+
     def binds(self, node: yaml.Node) -> tuple[Bind, ...] | None:
         binds = []
         for item in self.items(node, "binds"):
             if _yaml.is_str(item):
-                path = self.abspath(item, "bind path")
+                path = self.bind_target(item, "bind path")
                 if path is not None:
                     binds.append(Bind(source=path, target=path))
                 continue
@@ -507,7 +518,9 @@ class _Reader:
             if spec is None or "path" not in spec:
                 continue
             path = self.abspath(cast(yaml.Node, spec.get("path")), "bind path")
-            target = self.field(spec, "target", lambda n: self.abspath(n, "bind target"), path)
+            target = self.field(spec, "target", lambda n: self.bind_target(n, "bind target"), None)
+            if "target" not in spec and path is not None:
+                target = self.bind_target(cast(yaml.Node, spec.get("path")), "bind path")
             mode = self.field(
                 spec, "mode", lambda n: self.choice(n, "bind mode", ("ro", "rw")), "ro"
             )
