@@ -7,8 +7,10 @@ are collected, not just the first: several cases hold more than one mistake.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -1004,6 +1006,29 @@ def test_missing_layout_file_is_one_line(
     path = tmp_path / "nope.yaml"
     assert main(["check", str(path)]) == 2
     assert capsys.readouterr().err == f"{path}:1: cannot read layout: no such file\n"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: Path("/dev/zero"), "not a regular file"),  # never ends
+        (lambda d: (os.mkfifo(d / "f.yaml"), d / "f.yaml")[1], "not a regular file"),  # blocks
+        (lambda d: d, "is a directory"),
+        (
+            lambda d: (d / "big.yaml").write_text("#" * (2 << 20)) and d / "big.yaml",
+            "larger than 1024 KiB",
+        ),
+    ],
+)
+def test_a_layout_that_is_no_small_regular_file_is_one_line_at_once(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make: Callable[[Path], Path],
+    message: str,
+) -> None:
+    path = make(tmp_path)
+    assert main(["check", str(path)]) == 2
+    assert capsys.readouterr().err == f"{path}:1: cannot read layout: {message}\n"
 
 
 def test_malformed_set_option_is_one_line(

@@ -8,6 +8,8 @@ of a layout instead of stopping at the first.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -193,15 +195,39 @@ def is_tag(node: yaml.Node, *tags: str) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag in {names[t] for t in tags}
 
 
+MAX_LAYOUT_BYTES = 1 << 20  # a layout is a few KiB; /dev/zero is not a layout
+
+
 def read_text(path: Path, problems: Problems) -> str | None:
+    """The file's text; a problem instead for anything but a regular UTF-8 file of at
+    most MAX_LAYOUT_BYTES (a FIFO would block, a device or a huge file eat memory)."""
     try:
-        return path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         problems.add(1, "cannot read layout: no such file")
-    except IsADirectoryError:
-        problems.add(1, "cannot read layout: is a directory")
-    except UnicodeDecodeError as exc:
-        problems.add(1, f"cannot read layout: not utf-8 ({exc.reason})")
+        return None
     except OSError as exc:
         problems.add(1, f"cannot read layout: {exc.strerror or exc}".lower())
+        return None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "is a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            problems.add(1, f"cannot read layout: {kind}")
+            return None
+        data = b""
+        while len(data) <= MAX_LAYOUT_BYTES and (chunk := os.read(fd, 1 << 16)):
+            data += chunk
+    except OSError as exc:
+        problems.add(1, f"cannot read layout: {exc.strerror or exc}".lower())
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_LAYOUT_BYTES:
+        problems.add(1, f"cannot read layout: larger than {MAX_LAYOUT_BYTES // 1024} KiB")
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.add(1, f"cannot read layout: not utf-8 ({exc.reason})")
     return None
