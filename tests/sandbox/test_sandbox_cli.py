@@ -75,6 +75,25 @@ def test_probe_sees_the_entry_imported_and_prepare_run_as_the_component_would(
     assert result.stdout == "{'nnp': '0'} 1\n"
 
 
+@pytest.mark.skipif(not Path("/bin").is_symlink(), reason="needs a merged /usr (/bin -> usr/bin)")
+def test_a_bind_of_a_replicated_symlink_dir_lands_where_it_points(tmp_path: Path) -> None:
+    # A command process gets /bin as a symlink, like the host's: a bind of /bin too used
+    # to fail at start (a mount point cannot replace the link).
+    layout = tmp_path / "cmd.yaml"
+    layout.write_text(
+        "service: t\nprocesses:\n  t:\n    command: [/usr/bin/true]\n"
+        "    binds: [/bin, /lib]\n    restart: never\n"
+    )
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import os\n"
+        "print(os.path.islink('/bin'), os.path.exists('/bin/sh'), os.path.islink('/lib'))\n"
+    )
+    result = privsep("probe", str(layout), "t", str(script))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True True True\n"
+
+
 def test_probe_of_an_unknown_process_is_a_one_line_error(tmp_path: Path) -> None:
     script = tmp_path / "probe.py"
     script.write_text("pass\n")

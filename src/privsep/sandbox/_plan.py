@@ -152,6 +152,13 @@ def _filesystem(
         executable = _executable_outside_bin_dirs(command)
         if executable is not None:
             binds.add(executable)
+    # A bind onto a directory that is replicated as a symlink (`/bin` -> `usr/bin` on a
+    # merged /usr) goes where the link points, as a mount onto the host's symlink would:
+    # the link itself is already in the sandbox, and a mount point cannot replace it.
+    for _, _, link in links:
+        if link in binds.items:
+            source, writable = binds.items.pop(link)
+            binds.add(source, os.path.realpath(link), writable)
     return binds, links
 
 
