@@ -18,7 +18,11 @@ import pytest
 
 from privsep._cli import main
 
-SCHEMA = "@0xd0a1b2c3d4e5f601;\ninterface Counter { get @0 () -> (value :UInt64); }\n"
+SCHEMA = (
+    "@0xd0a1b2c3d4e5f601;\n"
+    "interface Counter { get @0 () -> (value :UInt64); }\n"
+    "interface Other { ping @0 (); }\n"
+)
 
 
 @dataclass(frozen=True)
@@ -1029,6 +1033,47 @@ def test_a_layout_that_is_no_small_regular_file_is_one_line_at_once(
     path = make(tmp_path)
     assert main(["check", str(path)]) == 2
     assert capsys.readouterr().err == f"{path}:1: cannot read layout: {message}\n"
+
+
+def test_check_parses_the_schemas_and_finds_the_interfaces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pycapnp aborts the process on a schema it cannot parse: check must survive that
+    # (the parse runs in a forked child) and say where, in the layout and the schema.
+    (tmp_path / "bad.capnp").write_text("not a capnp file {{{\n")
+    (tmp_path / "good.capnp").write_text(
+        "@0xd2d5e6f4a1b2c3d4;\ninterface Counter { next @0 () -> (n :UInt32); }\n"
+    )
+    path = write_layout(
+        tmp_path,
+        """\
+service: s
+processes:
+  a:
+    entry: m:main
+    channels:
+      x: {peer: b, uses: "bad.capnp:Counter"}
+      y: {peer: b, uses: "good.capnp:Counter"}
+      z: {peer: b, uses: "good.capnp:Nope"}
+  b:
+    entry: m:main
+    channels:
+      x: {peer: a, serves: "bad.capnp:Counter"}
+      y: {peer: a, serves: "good.capnp:Counter"}
+      z: {peer: a, serves: "good.capnp:Nope"}
+""",
+    )
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    bad, good = tmp_path / "bad.capnp", tmp_path / "good.capnp"
+    assert err == [
+        f"{path}:6: process 'a': channel 'x': cannot load schema {bad}: "
+        "bad.capnp:1: failed: Parse error.",
+        f"{path}:8: process 'a': channel 'z': schema {good} has no interface Nope",
+        f"{path}:12: process 'b': channel 'x': cannot load schema {bad}: "
+        "bad.capnp:1: failed: Parse error.",
+        f"{path}:14: process 'b': channel 'z': schema {good} has no interface Nope",
+    ]
 
 
 def test_malformed_set_option_is_one_line(

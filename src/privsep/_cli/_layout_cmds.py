@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _check(args: argparse.Namespace) -> int:
     from privsep.layout import load_layout, parse_set  # noqa: PLC0415
 
-    layout = load_layout(args.layout, parse_set(args.overrides))
+    layout = load_layout(args.layout, parse_set(args.overrides), check_schemas=True)
     count = len(layout.processes)
     print(f"{args.layout}: ok ({layout.service}: {count} process{'es' if count != 1 else ''})")
     return 0
@@ -42,7 +42,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from privsep.layout import load_layout, parse_set  # noqa: PLC0415
     from privsep.layout._inspect import inspect_layout, table  # noqa: PLC0415
 
-    layout = load_layout(args.layout, parse_set(args.overrides))
+    layout = load_layout(args.layout, parse_set(args.overrides), check_schemas=True)
     report = inspect_layout(layout)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -41,14 +41,18 @@ from privsep.layout._model import (
 )
 
 
-def load_layout(path: str | Path, overrides: Mapping[str, str] | None = None) -> Layout:
+def load_layout(
+    path: str | Path, overrides: Mapping[str, str] | None = None, *, check_schemas: bool = False
+) -> Layout:
     """Parse and validate the layout at `path`, with `--set` `overrides` applied.
 
+    `check_schemas`: also parse every channel's schema and look up its interface
+    (as `privsep check` does; it costs pycapnp's import and a fork per schema).
     Raises LayoutError listing every problem as `file:line: message`.
     """
     from privsep.layout._parse import load_layout as load  # noqa: PLC0415
 
-    return load(path, overrides)
+    return load(path, overrides, check_schemas=check_schemas)
 
 
 def parse_set(items: list[str]) -> dict[str, str]:

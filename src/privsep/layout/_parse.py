@@ -114,9 +114,14 @@ _MAX_LIMIT = 2**63 - 1
 _MAX_PIDS = 4194304  # the kernel's PID_MAX_LIMIT
 
 
-def load_layout(path: str | Path, overrides: Mapping[str, str] | None = None) -> Layout:
+def load_layout(
+    path: str | Path, overrides: Mapping[str, str] | None = None, *, check_schemas: bool = False
+) -> Layout:
     """Parse and validate the layout at `path`, with `--set` `overrides` applied.
 
+    `check_schemas`: also load each channel's schema (in a forked child, see
+    `privsep.rpc._check`) and look its interface up; for `privsep check`/`inspect`,
+    not for the start path, where that would cost pycapnp's import.
     Raises LayoutError listing every problem as `file:line: message`.
     """
     path = Path(path)
@@ -164,6 +169,14 @@ def load_layout(path: str | Path, overrides: Mapping[str, str] | None = None) ->
             nodes[process.name] = process_nodes
 
     ordered = _graph.check_and_order(processes, nodes, problems)
+    if check_schemas and reader.schema_refs:
+        from privsep.rpc._check import schema_problems  # noqa: PLC0415
+
+        found = schema_problems((schema, name) for _, _, schema, name in reader.schema_refs)
+        for node, what, schema, name in reader.schema_refs:
+            problem = found.get((schema, name))
+            if problem is not None:
+                problems.add(node, f"{what}: {problem}")
     problems.raise_if_any()
     return Layout(
         service=service,
@@ -182,6 +195,8 @@ class _Reader:
         self.sub = sub
         self.base = base
         self.what = ""  # "process 'x'" prefix of messages
+        # (node, "process 'x': channel 'y'", schema path, interface) of every channel
+        self.schema_refs: list[tuple[yaml.Node, str, str, str]] = []
 
     # --- scalars -----------------------------------------------------------------
 
@@ -782,6 +797,8 @@ class _Reader:
         if not Path(path).is_file():
             self.add(node, f"{what}: schema file {schema!r} not found ({path})")
             return None
+        where = f"{self.what}: {what}" if self.what else what
+        self.schema_refs.append((node, where, path, interface))
         return path, interface
 
     def check_handle_clash(
