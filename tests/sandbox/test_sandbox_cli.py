@@ -119,6 +119,19 @@ def test_shell_runs_a_command_in_the_sandbox() -> None:
     assert pid == "1"
 
 
+def test_shell_takes_set_after_the_process_as_probe_does(tmp_path: Path) -> None:
+    for name in ("rw", "nolandlock", "ro"):
+        (tmp_path / name).mkdir()
+    data = tmp_path / "ro" / "x.txt"
+    data.write_text("the overridden file\n")
+    tmp_path.chmod(0o755)
+    result = privsep(
+        "shell", str(LAYOUT), "writer", "--set", f"state={tmp_path}", "--", "/bin/cat", str(data)
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "the overridden file\n"
+
+
 def test_shell_reads_commands_from_stdin() -> None:
     result = privsep("shell", str(LAYOUT), "plain", stdin="echo in-sandbox; cat /etc/shadow\n")
     assert result.stdout == "in-sandbox\n"

@@ -79,13 +79,30 @@ def test_render_passes_json_objects_through_and_wraps_the_rest(
 
 @pytest.mark.parametrize(
     ("line", "truncated"),
-    [(b"hello", False), (b"[1]", False), (b'{"event":', False), (b'{"a":1}', True), (_DEEP, False)],
+    [
+        (b"hello", False),
+        (b"[1]", False),
+        (b'{"event":', False),
+        (b'{"a":1}', True),
+        (_DEEP, False),
+        # Python's json takes these; jq and other readers of the log would not.
+        (b'{"x":NaN}', False),
+        (b'{"x":-Infinity}', False),
+        (b'{"x":1e999}', False),
+        (b'{"x":"\\ud800"}', False),
+    ],
 )
 def test_json_object_is_none_for_anything_but_a_whole_json_object(
     line: bytes, truncated: bool
 ) -> None:
     # What on_event callbacks see: a child's JSON object, never a wrapped stderr line.
     assert json_object(line, truncated) is None
+
+
+def test_a_line_that_is_not_strict_json_is_wrapped_as_text() -> None:
+    entry = json.loads(render("p", b'{"x":"\\ud800","y":NaN}', False, now=_now))
+    assert entry["event"] == "stderr"
+    assert entry["line"] == '{"x":"\\ud800","y":NaN}'
 
 
 def test_json_object_returns_the_object_as_the_child_wrote_it() -> None:

@@ -115,6 +115,17 @@ def _probe(args: argparse.Namespace) -> int:
 
 def _shell(args: argparse.Namespace) -> int:
     command = list(args.command)
+    # `--set K=V` may follow PROCESS (as with probe); the command starts at `--` or at
+    # the first other word, and everything after it is the command's.
+    while command[:1] == ["--set"] or (command[:1] and command[0].startswith("--set=")):
+        if command[0] == "--set":
+            if len(command) < 2:
+                raise CliError("--set needs KEY=VALUE")
+            args.overrides.append(command[1])
+            command = command[2:]
+        else:
+            args.overrides.append(command[0].removeprefix("--set="))
+            command = command[1:]
     if command and command[0] == "--":
         command = command[1:]
     return _run(args, script=None, argv=command or ["/bin/sh"])

@@ -43,12 +43,14 @@ def allowlist(seccomp: Seccomp) -> frozenset[str]:
 
 def landlock_rules(process: Process) -> list[tuple[str, tuple[str, ...]]]:
     """(path, rights) the launcher grants the process, computed without side effects."""
-    from privsep.sandbox._plan import landlock_rules  # noqa: PLC0415
+    from privsep.sandbox._plan import _minimal, landlock_rules  # noqa: PLC0415
 
     command = list(process.command) if process.command else None
     if command and "/" not in command[0]:  # resolved as the launcher does before exec
         command[0] = shutil.which(command[0], path=COMMAND_PATH) or command[0]
-    rules = landlock_rules(process, command=command)
+    # As the launcher trims them: no optional path missing on this host (/lib32 ...),
+    # none below another rule that grants at least as much.
+    rules = _minimal(landlock_rules(process, command=command), {b.target for b in process.binds})
     return [(path, tuple(rights)) for path, rights, _required in rules]
 
 

@@ -59,15 +59,24 @@ class LineSplitter:
         return rest
 
 
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
 def json_object(line: bytes, truncated: bool) -> dict[str, object] | None:
-    """The line as a JSON object, or None (not one, or cut short)."""
+    """The line as a JSON object, or None: not one, cut short, or not strict JSON once
+    re-encoded (NaN, Infinity, a lone UTF-16 surrogate: Python accepts them, `jq` and
+    other readers of the log do not)."""
     if truncated or not line.startswith(b"{"):
         return None
     try:
-        value = json.loads(line)
-    except (ValueError, RecursionError):
+        value = json.loads(line, parse_constant=_no_constant)
+        if not isinstance(value, dict):
+            return None
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")  # 1e999, \ud800
+    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
         return None
-    return value if isinstance(value, dict) else None
+    return value
 
 
 def render(
