@@ -466,6 +466,25 @@ processes:
         ),
     ),
     Case(
+        "integers-in-ascii-digits-only",
+        """\
+service: s
+parameters:
+  n: {default: "٥"}
+processes:
+  a:
+    entry: m:main
+    pids: ${n}
+    memory: "٦٤M"
+    rlimits: {nofile: " 64 "}
+""",
+        (
+            "7: process 'a': bad pids '٥': expected an integer",
+            "8: process 'a': bad memory '٦٤M': expected a size like 4096, 64K, 512M or 1G",
+            "9: process 'a': bad rlimit nofile ' 64 ': expected an integer",
+        ),
+    ),
+    Case(
         "bind-into-the-sandbox-own-dev-and-proc",
         """\
 service: s

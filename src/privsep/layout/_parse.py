@@ -81,7 +81,7 @@ _NETNS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _OWN_MOUNTS = ("/dev", "/proc")  # mounted by the sandbox itself: no bind target there
 _IFNAME = re.compile(r"[^/\s:]{1,15}\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_SIZE = re.compile(r"(\d+)\s*([kmgt]?)(?:i?b)?\Z", re.IGNORECASE)
+_SIZE = re.compile(r"([0-9]+)\s*([kmgt]?)(?:i?b)?\Z", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 # setrlimit resources by layout name; True where the value is a size in bytes.
@@ -251,11 +251,11 @@ class _Reader:
             text = self.sub(str(node.value), node)
             if text is None:
                 return None
-            try:
-                value = int(text)
-            except ValueError:
+            # ASCII digits only: int() would also take " 5 ", "5_0" and "٥".
+            if not re.fullmatch(r"-?[0-9]+", text, re.ASCII):
                 self.add(node, f"bad {key} {text!r}: expected an integer")
                 return None
+            value = int(text)
         else:
             self.add(node, f"bad {key}: expected an integer, not {_yaml.describe(node)}")
             return None
