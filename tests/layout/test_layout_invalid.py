@@ -470,17 +470,18 @@ processes:
         """\
 service: s
 parameters:
-  n: {default: "٥"}
+  n: {default: "\u0665"}
 processes:
   a:
     entry: m:main
     pids: ${n}
-    memory: "٦٤M"
+    memory: "\u0666\u0664M"
     rlimits: {nofile: " 64 "}
 """,
         (
-            "7: process 'a': bad pids '٥': expected an integer",
-            "8: process 'a': bad memory '٦٤M': expected a size like 4096, 64K, 512M or 1G",
+            "7: process 'a': bad pids '\u0665': expected an integer",
+            "8: process 'a': bad memory '\u0666\u0664M': "
+            "expected a size like 4096, 64K, 512M or 1G",
             "9: process 'a': bad rlimit nofile ' 64 ': expected an integer",
         ),
     ),

@@ -251,7 +251,7 @@ class _Reader:
             text = self.sub(str(node.value), node)
             if text is None:
                 return None
-            # ASCII digits only: int() would also take " 5 ", "5_0" and "٥".
+            # ASCII digits only: int() would also take " 5 ", "5_0" and Arabic-Indic digits.
             if not re.fullmatch(r"-?[0-9]+", text, re.ASCII):
                 self.add(node, f"bad {key} {text!r}: expected an integer")
                 return None
