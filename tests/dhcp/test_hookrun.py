@@ -15,7 +15,7 @@ import pytest
 
 from privsep._log import JsonFormatter
 from privsep.services.dhcp._hookenv import HookEnvError, HookEvent
-from privsep.services.dhcp._hookrun import DEFAULT_PATH, build_environment, run_hook
+from privsep.services.dhcp._hookrun import DEFAULT_PATH, MAX_LINES, build_environment, run_hook
 
 
 def write_script(path: Path, body: str, shell: str = "/bin/sh") -> Path:
@@ -174,6 +174,22 @@ def test_output_is_bounded(tmp_path: Path, json_log: tuple[logging.Logger, io.St
     assert all(len(str(d["line"])) <= 100 for d in outputs)
     assert outputs[0]["line_truncated"] is True
     assert lines[-1]["output_truncated"] is True
+
+
+def test_many_short_lines_are_logged_up_to_the_line_cap(
+    tmp_path: Path, json_log: tuple[logging.Logger, io.StringIO]
+) -> None:
+    # 64 KiB of "y\n" would be 32768 log lines per event: capped, with a count.
+    logger, stream = json_log
+    script = write_script(tmp_path / "hook", "yes | head -c 20000\necho err >&2\n")
+    result = run_hook(script, HookEvent.BOUND, {"interface": "eth0"}, logger=logger)
+    assert result.ok
+    lines = log_lines(stream)
+    outputs = [d for d in lines if d["event"] == "hook_output"]
+    assert len(outputs) == MAX_LINES
+    (skipped,) = [d for d in lines if d["event"] == "hook_output_skipped"]
+    assert skipped["lines"] == 10000 + 1 - MAX_LINES  # stderr's line is left out too
+    assert lines[-1]["event"] == "hook_exit"
 
 
 def test_nul_in_a_value_is_rejected_before_anything_runs(tmp_path: Path) -> None:

@@ -57,6 +57,20 @@ def test_user_lines_are_kept_and_block_goes_on_top(tmp_path: Path) -> None:
     )
 
 
+def test_user_lines_that_are_not_utf8_are_kept_byte_for_byte(tmp_path: Path) -> None:
+    # A Latin-1 comment used to make the whole lease fail (and roll back the address).
+    target = tmp_path / "resolv.conf"
+    user = b"# caf\xe9 \xff\nnameserver 9.9.9.9\n"
+    target.write_bytes(user)
+    previous = write(target)
+    assert target.read_bytes() == (f"{BEGIN}\nnameserver 10.0.0.53\n{END}\n".encode() + user)
+    remove_block(target, ifname="eth0")
+    assert target.read_bytes() == user
+    assert previous is not None
+    restore(target, previous)
+    assert target.read_bytes() == user
+
+
 def test_rewrite_replaces_the_block_in_place(tmp_path: Path) -> None:
     target = tmp_path / "resolv.conf"
     target.write_text(f"options ndots:2\n{BEGIN}\nnameserver 1.2.3.4\n{END}\nsearch mine.org\n")

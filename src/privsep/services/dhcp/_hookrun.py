@@ -21,7 +21,8 @@ How a script is run, and why:
   the background keeps running (as with udhcpc) but cannot hold us up.
 - stdout and stderr are captured up to `max_output` bytes in total (the rest
   is read and dropped) and logged as JSON lines, one per output line, cut at
-  `max_line` characters; then one `hook_exit` line with the status.
+  `max_line` characters, at most `max_lines` of them (then one
+  `hook_output_skipped` line with the count); then one `hook_exit` line.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 DEFAULT_TIMEOUT: Final = 30.0
 MAX_OUTPUT: Final = 64 * 1024
 MAX_LINE: Final = 1024
+MAX_LINES: Final = 200  # log lines per run: 64 KiB of one-byte lines would be 32768
 _EXIT_GRACE: Final = 0.2  # seconds to drain output after the script itself exited
 _NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -148,9 +150,17 @@ def _pump(
 
 
 def _log_output(
-    logger: logging.Logger, event: HookEvent, stream: str, data: bytes, max_line: int
-) -> None:
-    for raw in data.splitlines():
+    logger: logging.Logger,
+    event: HookEvent,
+    stream: str,
+    data: bytes,
+    max_line: int,
+    *,
+    room: int,
+) -> tuple[int, int]:
+    """Log up to `room` lines of `data`; returns (lines logged, lines left out)."""
+    lines = data.splitlines()
+    for raw in lines[:room]:
         line = raw.decode("utf-8", "replace")
         cut = len(line) > max_line
         log_event(
@@ -161,6 +171,8 @@ def _log_output(
             line=line[:max_line],
             **({"line_truncated": True} if cut else {}),
         )
+    logged = min(len(lines), room)
+    return logged, len(lines) - logged
 
 
 def run_hook(
@@ -172,6 +184,7 @@ def run_hook(
     path: str = DEFAULT_PATH,
     max_output: int = MAX_OUTPUT,
     max_line: int = MAX_LINE,
+    max_lines: int = MAX_LINES,
     logger: logging.Logger | None = None,
 ) -> HookResult:
     """Run `script event` with exactly `env` + PATH; never raises for the script's faults.
@@ -221,8 +234,21 @@ def run_hook(
                 pipe.close()
     duration = time.monotonic() - started
 
+    room, skipped = max_lines, 0
     for stream in ("stdout", "stderr"):
-        _log_output(logger, event, stream, bytes(capture.data[stream]), max_line)
+        logged, left_out = _log_output(
+            logger, event, stream, bytes(capture.data[stream]), max_line, room=room
+        )
+        room -= logged
+        skipped += left_out
+    if skipped:
+        log_event(
+            logger,
+            "hook_output_skipped",
+            logging.WARNING,
+            hook_event=event.value,
+            lines=skipped,
+        )
     log_event(
         logger,
         "hook_exit",

@@ -114,7 +114,9 @@ def merge(existing: str, ifname: str, block: Sequence[str]) -> str:
 
 
 def read_text(path: Path) -> str:
-    """The current content of `path` ('' if missing); bounded and UTF-8 only."""
+    """The current content of `path` ('' if missing), bounded. Bytes that are not UTF-8
+    (a comment in Latin-1, say) are carried as surrogates and written back unchanged:
+    the user's lines are not ours to judge, and refusing them would cost the lease."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_FILE_SIZE + 1)
@@ -122,10 +124,7 @@ def read_text(path: Path) -> str:
         return ""
     if len(data) > MAX_FILE_SIZE:
         raise ResolvConfRefused(f"{path} is larger than {MAX_FILE_SIZE} bytes")
-    try:
-        return data.decode()
-    except UnicodeDecodeError as exc:
-        raise ResolvConfRefused(f"{path} is not UTF-8") from exc
+    return data.decode("utf-8", "surrogateescape")
 
 
 def write_resolv_conf(
@@ -145,7 +144,7 @@ def write_resolv_conf(
     previous = read_text(path)
     updated = merge(previous, ifname, block)
     if updated != previous:
-        replace_atomically(path, updated.encode(), mode=0o644)
+        replace_atomically(path, _encode(updated), mode=0o644)
     return previous
 
 
@@ -157,4 +156,8 @@ def remove_block(target: str | Path, *, ifname: str) -> None:
 def restore(target: str | Path, previous: str) -> None:
     """Put back a content `write_resolv_conf` returned (undo after a failed apply)."""
     if str(target) != NONE_TARGET:
-        replace_atomically(Path(target), previous.encode(), mode=0o644)
+        replace_atomically(Path(target), _encode(previous), mode=0o644)
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
