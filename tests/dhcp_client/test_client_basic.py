@@ -342,6 +342,19 @@ def test_client_help_lists_the_udhcpc_options() -> None:
         (["-T", "-1"], "not a finite, non-negative number"),
         (["-F", "bad name!"], "not a DNS name"),
         (["-F", "a" * 64 + ".example"], "not a DNS name"),  # a label over 63 bytes
+        # An empty value must not quietly mean the default (the host's /etc/resolv.conf,
+        # its namespace, /var/lib/...): a wrapper's unset variable, say.
+        (["--resolv-conf", ""], "must not be empty"),
+        (["--state-dir", ""], "must not be empty"),
+        (["--netns", ""], "must not be empty"),
+        (["-s", ""], "must not be empty"),
+        (["-p", ""], "must not be empty"),
+        (["-t", "0"], "at least 1"),
+        (["-T", "0.001"], "at least 0.1 seconds"),
+        (["-s", "/tmp"], "not a regular file"),
+        (["-s", "/etc/passwd"], "must be readable and executable by others"),  # 0644
+        (["--resolv-conf", "/tmp"], "is a directory"),
+        (["--netns", "../../etc"], "no network namespace"),
     ],
 )
 def test_bad_option_values_exit_2_with_one_line_and_start_nothing(
@@ -384,15 +397,34 @@ def test_a_second_client_on_the_same_state_dir_is_refused(lab: Lab, tmp_path: Pa
         (address,) = client.addresses()
         second = run_client(client, files, "-q", "--no-arp-probe")
         assert second.returncode == 2
+        # The interface's lock answers first; the state dir's would, for another one.
         assert second.stderr.splitlines() == [
-            f"error: --state-dir {files.state_dir}: in use by another privsep dhcp "
-            "(one client per interface)"
+            f"error: interface {client.interface} (network namespace {client.netns}) "
+            "is in use by another privsep dhcp"
         ]
         assert first.proc.poll() is None
         assert client.addresses() == (address,)
         assert first.stop() == 0
     # The lock went with the first client.
     assert run_client(client, files, "-q", "--no-arp-probe").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("interface", "message"),
+    [("nosuch0", "no interface 'nosuch0' in network namespace"), ("lo", "not an Ethernet")],
+)
+def test_an_unusable_interface_exits_2_at_once(
+    lab: Lab, tmp_path: Path, interface: str, message: str
+) -> None:
+    # Checked in the interface's namespace before anything starts: not a supervisor
+    # restarting its processes until it gives up.
+    node = lab.add_client()
+    state = tmp_path / "state"
+    result = privsep("dhcp", interface, "--netns", node.netns, "--state-dir", str(state))
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert message in result.stderr
+    assert not state.exists()
 
 
 def test_arp_probe_checks_the_address_before_configuring_it(lab: Lab, tmp_path: Path) -> None:

@@ -24,7 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from privsep._cli import CliError
+from privsep._cli import CliError, _dhcp_checks
+from privsep._cli._dhcp_options import OPTION_NAMES, option_code, parse_extra  # noqa: F401
+from privsep._cli._dhcp_options import STRING_OPTIONS as _STRING_OPTIONS  # noqa: F401
 
 _USAGE = (
     "privsep dhcp IFACE [options]  (or -i IFACE)\n"
@@ -32,51 +34,7 @@ _USAGE = (
     "       privsep dhcp decode [--hex]"
 )
 
-# udhcpc's option names (-O, -x) -> codes; numbers work too.
-OPTION_NAMES = {
-    "subnet": 1,
-    "timezone": 2,
-    "router": 3,
-    "timesrv": 4,
-    "namesrv": 5,
-    "dns": 6,
-    "logsrv": 7,
-    "lprsrv": 9,
-    "hostname": 12,
-    "bootsize": 13,
-    "domain": 15,
-    "swapsrv": 16,
-    "rootpath": 17,
-    "ipttl": 23,
-    "mtu": 26,
-    "broadcast": 28,
-    "routes": 33,
-    "nisdomain": 40,
-    "nissrv": 41,
-    "ntpsrv": 42,
-    "wins": 44,
-    "lease": 51,
-    "serverid": 54,
-    "message": 56,
-    "vendor": 60,
-    "tftp": 66,
-    "bootfile": 67,
-    "tzstr": 100,
-    "tzdbstr": 101,
-    "search": 119,
-    "sipsrv": 120,
-    "staticroutes": 121,
-    "vlanid": 132,
-    "vlanpriority": 133,
-    "pxeconffile": 209,
-    "pxepathprefix": 210,
-    "reboottime": 211,
-    "ip6rd": 212,
-    "msstaticroutes": 249,
-    "wpad": 252,
-}
 _LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-_STRING_OPTIONS = frozenset({12, 15, 17, 40, 56, 60, 66, 67, 100, 101, 209, 210, 252})
 
 EXIT_BOUND = 70  # mirrors privsep.services.dhcp._proc_engine (not imported: start-up time)
 EXIT_NO_LEASE = 71
@@ -130,6 +88,36 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _text(text: str) -> str:
+    """A non-empty UTF-8 string (argparse type): an empty --resolv-conf, --state-dir or
+    --netns must not quietly mean the host's default (a wrapper's unset variable)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"not UTF-8: {text!r}") from None
+    return text
+
+
+def _tries(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1: {text!r}")
+    return value
+
+
+def _interval(text: str) -> float:
+    """-T: at least 0.1 s (a DISCOVER storm helps no one; udhcpc takes whole seconds)."""
+    value = _seconds(text)
+    if value < 0.1:
+        raise argparse.ArgumentTypeError(f"at least 0.1 seconds: {text!r}")
+    return value
+
+
 def _client_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="privsep dhcp",
@@ -141,8 +129,12 @@ def _client_parser() -> argparse.ArgumentParser:
             "Runs in the foreground, keeping the lease, until SIGTERM."
         ),
     )
-    p.add_argument("interface", nargs="?", metavar="IFACE", help="the interface to configure")
-    p.add_argument("-i", "--interface", dest="iface_opt", metavar="IFACE", help="same as IFACE")
+    p.add_argument(
+        "interface", nargs="?", type=_text, metavar="IFACE", help="the interface to configure"
+    )
+    p.add_argument(
+        "-i", "--interface", dest="iface_opt", type=_text, metavar="IFACE", help="same as IFACE"
+    )
     p.add_argument("--layout", action="store_true", help="print the layout's path and exit")
     p.add_argument("-f", "--foreground", action="store_true", help="run in the foreground (always)")
     p.add_argument("-q", "--quit", action="store_true", help="exit once the lease is configured")
@@ -150,31 +142,44 @@ def _client_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-t",
         "--retries",
-        type=int,
+        type=_tries,
         metavar="N",
         help="DISCOVERs before leasefail (forever; 3 with -n)",
     )
     p.add_argument(
         "-T",
         "--timeout",
-        type=_seconds,
+        type=_interval,
         metavar="SEC",
         help="pause between DISCOVERs (4..64 s; 3 with -n)",
     )
     p.add_argument(
         "-A", "--tryagain", type=_seconds, metavar="SEC", help="wait after leasefail (20)"
     )
-    p.add_argument("-s", "--script", metavar="SCRIPT", help="hook script (udhcpc events)")
+    p.add_argument(
+        "-s", "--script", type=_text, metavar="SCRIPT", help="hook script (udhcpc events)"
+    )
     p.add_argument(
         "-x", dest="extra", action="append", default=[], metavar="OPT:VAL", help="extra option"
     )
     p.add_argument(
         "-O", dest="request", action="append", default=[], metavar="OPT", help="request option"
     )
-    p.add_argument("-V", "--vendorclass", metavar="VENDOR", help="vendor class (option 60)")
-    p.add_argument("-r", "--request", dest="requested", metavar="IP", help="request this address")
+    p.add_argument(
+        "-V", "--vendorclass", type=_text, metavar="VENDOR", help="vendor class (option 60)"
+    )
+    p.add_argument(
+        "-r", "--request", dest="requested", type=_text, metavar="IP", help="request this address"
+    )
     p.add_argument("-R", "--release", action="store_true", help="release the lease on exit")
-    p.add_argument("-a", dest="arp", action="store_true", help="udhcpc: ARP check (= --arp-probe)")
+    p.add_argument(
+        "-a",
+        dest="arp_probe",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,  # --arp-probe's default (on) stands
+        help="udhcpc: ARP check (= --arp-probe; the last of the two wins)",
+    )
     p.add_argument(
         "-C", "--clientid-none", action="store_true", help="send no client identifier (option 61)"
     )
@@ -188,18 +193,27 @@ def _client_parser() -> argparse.ArgumentParser:
         "-F", "--fqdn", metavar="NAME", help="ask the server to update DNS for NAME (option 81)"
     )
     p.add_argument(
-        "-H", "--hostname", dest="hostname_opt", metavar="NAME", help="= -x hostname:NAME"
+        "-H",
+        "--hostname",
+        dest="hostname_opt",
+        type=_text,
+        metavar="NAME",
+        help="= -x hostname:NAME",
     )
-    p.add_argument("-p", "--pidfile", metavar="FILE", help="write our pid to FILE while running")
+    p.add_argument(
+        "-p", "--pidfile", type=_text, metavar="FILE", help="write our pid to FILE while running"
+    )
     p.add_argument(
         "-b",
         "--background",
         action="store_true",
         help="go to the background once bound, or after the first leasefail (wins over -n)",
     )
-    p.add_argument("--netns", default="", metavar="NAME", help="the interface's network namespace")
-    p.add_argument("--state-dir", metavar="DIR", help="state directory")
-    p.add_argument("--resolv-conf", metavar="PATH", help="resolv.conf target, or `none`")
+    p.add_argument("--netns", type=_text, metavar="NAME", help="the interface's network namespace")
+    p.add_argument("--state-dir", type=_text, metavar="DIR", help="state directory")
+    p.add_argument(
+        "--resolv-conf", type=_text, metavar="PATH", help="resolv.conf target, or `none`"
+    )
     p.add_argument(
         "--arp-probe",
         action=argparse.BooleanOptionalAction,
@@ -212,18 +226,6 @@ def _client_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _option_code(name: str) -> int:
-    code = OPTION_NAMES.get(name.lower())
-    if code is None:
-        try:
-            code = int(name, 0)
-        except ValueError:
-            raise CliError(f"unknown DHCP option {name!r}", code=2) from None
-    if not 1 <= code <= 254:
-        raise CliError(f"DHCP option {name!r} out of range", code=2)
-    return code
-
-
 def _fqdn_option(name: str) -> bytes:
     """Option 81 as udhcpc's -F sends it (RFC 4702): flags S (server updates A and PTR),
     the two deprecated rcodes, and the name in ASCII."""
@@ -233,37 +235,10 @@ def _fqdn_option(name: str) -> bytes:
     return b"\x01\x00\x00" + name.encode("ascii")
 
 
-def _extra(items: list[str]) -> tuple[str, list[str]]:
-    """(hostname, ["CODE:HEX", ...]) from udhcpc's `-x OPT:VAL` items."""
-    hostname = ""
-    out = []
-    for item in items:
-        name, sep, value = item.partition(":")
-        if not sep:
-            raise CliError(f"-x {item}: expected OPT:VAL", code=2)
-        code = _option_code(name)
-        if code == 12:
-            hostname = value
-            continue
-        if code in _STRING_OPTIONS:
-            payload = value.encode()
-        elif code == 51:
-            if not (value.isascii() and value.isdigit()) or int(value) >= 1 << 32:
-                raise CliError(f"-x {item}: lease must be seconds, 0..4294967295", code=2)
-            payload = int(value).to_bytes(4, "big")
-        else:
-            try:
-                payload = bytes.fromhex(value)
-            except ValueError:
-                raise CliError(f"-x {item}: value must be hex", code=2) from None
-        out.append(f"{code}:{payload.hex()}")
-    return hostname, out
-
-
 def _parameters(opts: argparse.Namespace, interface: str) -> dict[str, str]:
     import ipaddress  # noqa: PLC0415
 
-    hostname, extra = _extra(opts.extra)
+    hostname, extra = parse_extra(opts.extra)
     hostname = opts.hostname_opt or hostname
     if opts.fqdn is not None:
         extra.append(f"81:{_fqdn_option(opts.fqdn).hex()}")
@@ -289,11 +264,11 @@ def _parameters(opts: argparse.Namespace, interface: str) -> dict[str, str]:
         "quit": "1" if opts.quit else "0",
         "exit_no_lease": "1" if opts.now and not opts.background else "0",
         "release": "1" if opts.release else "0",
-        "arp_probe": "1" if (opts.arp_probe or opts.arp) else "0",
+        "arp_probe": "1" if opts.arp_probe else "0",
         "hostname": hostname,
         "vendor": opts.vendorclass or "",
         "requested": opts.requested or "",
-        "request_options": ",".join(str(_option_code(o)) for o in opts.request),
+        "request_options": ",".join(str(option_code(o)) for o in opts.request),
         "client_id_mode": "none" if opts.clientid_none else "rfc4361",
         "default_options": "0" if opts.no_default_options else "1",
         "extra_options": ",".join(extra),
@@ -311,8 +286,7 @@ def _parameters(opts: argparse.Namespace, interface: str) -> dict[str, str]:
         params["failure_pause"] = str(opts.tryagain)
     if opts.script:
         script = Path(opts.script).absolute()
-        if not script.is_file():
-            raise CliError(f"-s {opts.script}: no such file", code=2)
+        _dhcp_checks.check_script(script)
         params["hook"] = str(script)
     return params
 
@@ -329,8 +303,11 @@ def _check_config(params: dict[str, str]) -> None:
 
 def _prepare_dirs(params: dict[str, str]) -> int:
     """Create the state dir and lock it for this client's life; returns the lock's fd."""
-    if params["resolv_conf"] != "none" and not Path(params["resolv_dir"]).is_dir():
-        raise CliError(f"--resolv-conf: no directory {params['resolv_dir']}", code=2)
+    if params["resolv_conf"] != "none":
+        if not Path(params["resolv_dir"]).is_dir():
+            raise CliError(f"--resolv-conf: no directory {params['resolv_dir']}", code=2)
+        if Path(params["resolv_conf"]).is_dir():
+            raise CliError(f"--resolv-conf {params['resolv_conf']}: is a directory", code=2)
     state = Path(params["state_dir"])
     try:
         state.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -379,6 +356,7 @@ def _on_exit(name: str, returncode: int) -> int | None:
 
 def _client(argv: list[str]) -> int:
     opts = _client_parser().parse_args(argv)
+    opts.netns = opts.netns or ""  # none given: the current namespace (an empty one is refused)
     if opts.layout:
         print(layout_path())
         return 0
@@ -392,13 +370,16 @@ def _client(argv: list[str]) -> int:
     if not opts.netns and os.environ.get(REQUIRE_NETNS_ENV):
         # Set by privsep's pytest plugin: a test must never configure the host's own network.
         raise CliError(f"refusing to run on the host's network: {REQUIRE_NETNS_ENV} is set", code=2)
-    if opts.netns and not Path("/run/netns", opts.netns).exists():
-        raise CliError(f"no network namespace {opts.netns!r} (ip netns list)", code=2)
-    if not opts.netns and not Path("/sys/class/net", interface).exists():
-        raise CliError(f"no interface {interface!r}", code=2)
+    if opts.netns:
+        _dhcp_checks.check_netns_name(opts.netns)
+    _dhcp_checks.check_interface(opts.netns, interface)
     params = _parameters(opts, interface)
     _check_config(params)
-    _prepare_dirs(params)  # its lock is held until we exit
+    if opts.pidfile:
+        _dhcp_checks.check_pidfile_dir(Path(opts.pidfile).absolute())
+    # Both locks are held until we exit (the sandboxes do not inherit them).
+    _dhcp_checks.lock_interface(opts.netns, interface)
+    _prepare_dirs(params)
     on_event = None
     if opts.background:
         from privsep._cli import _detach  # noqa: PLC0415
