@@ -54,7 +54,16 @@ from typing import Any, Final, Protocol, final
 from privsep._errors import PrivsepError
 from privsep._log import get_logger, log_event
 from privsep.services.dhcp import _resolvconf
-from privsep.services.dhcp._hostname import is_hostname
+from privsep.services.dhcp._hostname import MAX_NAMESERVERS, is_hostname
+from privsep.services.dhcp._lease import (
+    MAX_NAME,
+    MAX_ROUTERS,
+    MAX_ROUTES,
+    destination_problem,
+    dns_problem,
+    host_problem,
+    router_problem,
+)
 from privsep.services.dhcp._netconfig import NetConfig, NetlinkFailed, Route
 from privsep.services.dhcp._statedir import StateDir
 
@@ -66,21 +75,7 @@ _APPLIED_VERSION: Final = 1
 
 _logger = get_logger(__name__)
 
-_NOT_HOSTS: Final = (
-    (IPv4Network("0.0.0.0/8"), "in 0.0.0.0/8 (this network)"),
-    (IPv4Network("127.0.0.0/8"), "loopback"),
-    (IPv4Network("169.254.0.0/16"), "link-local (RFC 3927 forbids DHCP there)"),
-    (IPv4Network("224.0.0.0/4"), "multicast"),
-    (IPv4Network("255.255.255.255/32"), "the limited broadcast address"),
-    (IPv4Network("240.0.0.0/4"), "reserved (240/4)"),
-)
-_NOT_DESTINATIONS: Final = (
-    (IPv4Network("127.0.0.0/8"), "loopback"),
-    (IPv4Network("224.0.0.0/4"), "multicast"),
-    (IPv4Network("240.0.0.0/4"), "reserved (240/4)"),
-)
 _DEFAULT: Final = IPv4Network("0.0.0.0/0")
-_BROAD_PREFIX: Final = 8
 
 
 class ActuatorRejected(PrivsepError):
@@ -129,12 +124,12 @@ class Configuration:
 class Limits:
     """Bounds and switches of the policy; `max_mtu` is the link's (read at start)."""
 
-    max_routers: int = 8
-    max_routes: int = 64
-    max_dns: int = 8
+    max_routers: int = MAX_ROUTERS
+    max_routes: int = MAX_ROUTES
+    max_dns: int = MAX_NAMESERVERS
     max_search: int = 6
     max_search_chars: int = 256
-    max_name: int = 253
+    max_name: int = MAX_NAME
     max_state_blob: int = 32 * 1024
     max_mtu: int = 65535
     allow_broad_routes: bool = False
@@ -218,22 +213,14 @@ class Applied:
 # -- validation ---------------------------------------------------------------
 
 
-def _host_problem(address: IPv4Address) -> str | None:
-    for network, why in _NOT_HOSTS:
-        if address in network:
-            return why
-    return None
+# The rules for single items (an address, a router, a route's destination) live in
+# _lease, shared with the engine, which leaves out what would be refused here.
 
 
 def _check_router(what: str, router: IPv4Address, address: IPv4Interface) -> None:
-    problem = _host_problem(router)
+    problem = router_problem(router, address)
     if problem:
-        raise ActuatorRejected(f"{what} {router} is {problem}")
-    if router == address.ip:
-        raise ActuatorRejected(f"{what} {router} is our own address")
-    network = address.network
-    if network.prefixlen <= 30 and router in (network.network_address, network.broadcast_address):
-        raise ActuatorRejected(f"{what} {router} is the network or broadcast address of {network}")
+        raise ActuatorRejected(f"{what} {router} {problem}")
 
 
 def _check_names(raw: Configuration, limits: Limits) -> None:
@@ -260,22 +247,12 @@ def _classless(raw: Configuration, address: IPv4Interface, limits: Limits) -> li
             raise ActuatorRejected(
                 f"route {request.destination}/{request.prefix_len} has bits beyond its prefix"
             ) from None
-        if destination != _DEFAULT:
-            for network, why in _NOT_DESTINATIONS:
-                if destination.subnet_of(network):
-                    raise ActuatorRejected(f"route destination {destination} is {why}")
+        problem = destination_problem(destination, allow_broad=limits.allow_broad_routes)
+        if problem:
+            raise ActuatorRejected(f"route {destination} {problem}")
         if destination in seen:
             raise ActuatorRejected(f"route destination {destination} given twice")
         seen.add(destination)
-        if (
-            destination.prefixlen < _BROAD_PREFIX
-            and destination != _DEFAULT
-            and not limits.allow_broad_routes
-        ):
-            raise ActuatorRejected(
-                f"route {destination} is wider than /{_BROAD_PREFIX} (TunnelVision); "
-                "not allowed by policy"
-            )
         gateway: IPv4Address | None = None
         if request.router != IPv4Address(0):
             _check_router(f"route {destination} router", request.router, address)
@@ -288,7 +265,7 @@ def validate(raw: Configuration, *, ifindex: int, limits: Limits) -> Plan:
     """Check `raw` completely; the Plan to apply, or ActuatorRejected with the first reason."""
     if raw.interface_index not in (0, ifindex):
         raise ActuatorRejected(f"interface index {raw.interface_index} is not ours ({ifindex})")
-    problem = _host_problem(raw.address)
+    problem = host_problem(raw.address)
     if problem:
         raise ActuatorRejected(f"address {raw.address} is {problem}")
     if not 1 <= raw.prefix_len <= 32:
@@ -315,7 +292,7 @@ def validate(raw: Configuration, *, ifindex: int, limits: Limits) -> Plan:
     _check_names(raw, limits)
     dns: list[IPv4Address] = []
     for server in raw.dns:
-        problem = _host_problem(server)
+        problem = dns_problem(server)
         if problem:
             raise ActuatorRejected(f"DNS server {server} is {problem}")
         if server not in dns:  # servers repeat an entry now and then: harmless, dropped

@@ -23,8 +23,13 @@ Decisions (docs/dhcp-engine.md has the longer story):
   ACK or NAK naming another server than that one is dropped. In REBINDING and
   REBOOTING any server may answer (we broadcast), so any server's NAK counts.
 - Lease time (51): an ACK without it takes the OFFER's value in REQUESTING and
-  is dropped elsewhere. Lease time 0 is dropped (it would flap the interface);
-  1 is honoured; 0xffffffff is infinite (no T1, T2 or expiry timer).
+  is dropped elsewhere. Lease time 0 is dropped (it has run out on arrival; we
+  do not raise it to a floor of our own as udhcpc does); 1 is honoured;
+  0xffffffff is infinite (no T1, T2 or expiry timer).
+- A reply to our own exchange (our MAC, our xid) that is dropped all the same
+  is also told through `dropped_replies()`: once per reason and state, numbers
+  aside, 64 reasons at most, so the driver can log why without a hostile
+  network flooding its log.
 - Subnet mask (1): missing → the address's classful prefix (as dhcpcd does);
   non-contiguous or /0 → the ACK is dropped. yiaddr must be a usable unicast
   address, and the one we asked for.
@@ -42,6 +47,7 @@ Decisions (docs/dhcp-engine.md has the longer story):
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
@@ -99,6 +105,11 @@ _MAX_NAK_BACKOFF: Final = 64.0
 _MAX_TIMER_STEPS: Final = 64  # handle_timer loop bound; every handler moves its deadline
 _OUR_MAX_SIZE: Final = 1472  # what we send: fits a 1500-byte MTU
 _HOLDING: Final = frozenset({State.BOUND, State.RENEWING, State.REBINDING})
+# Dropped replies to our own exchange worth telling (`dropped_replies`): each reason
+# once per state, numbers aside (an address or a length in a reason makes no new
+# one), and this many reasons at most, so a hostile network cannot flood the log.
+_MAX_TOLD: Final = 64
+_NUMBER: Final = re.compile(r"[0-9]+")
 
 # Never copied to Lease.extra: the route policy alone decides which routes a lease
 # carries, and a hook must not see (and install) the routes it removed.
@@ -113,6 +124,11 @@ class _Drop(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class _ReplyDrop(_Drop):
+    """A drop of a reply to our own exchange (our MAC, our xid): a server answered us
+    and we refuse what it said, which is worth telling (`Client.dropped_replies`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +213,8 @@ class Client:
         self._restart_at: float | None = None
         self._outbox: list[bytes] = []
         self._events: deque[Event] = deque()
+        self._told: set[tuple[State, str]] = set()
+        self._dropped_replies: list[tuple[State, str]] = []
 
     # -- public API -------------------------------------------------------------------
 
@@ -327,6 +345,16 @@ class Client:
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
+    def dropped_replies(self) -> list[tuple[State, str]]:
+        """(state, reason) of replies to our own exchange (our MAC and xid) dropped
+        since the last call, worth a log line where `PacketDropped` is noise: each
+        reason the first time it is seen in a state (numbers in it aside), at most
+        `_MAX_TOLD` in all, so a hostile network cannot flood the log. E.g. an OFFER
+        with lease time 0, which leaves the client in SELECTING. Emptied by the call.
+        """
+        out, self._dropped_replies = self._dropped_replies, []
+        return out
+
     def get_timer(self) -> float | None:
         """The earliest deadline at which `handle_timer` must be called, or None."""
         deadlines = [
@@ -382,9 +410,18 @@ class Client:
                 data = _without_udp_checksum(data)
             self._receive(data, now)
         except _Drop as drop:
-            self._emit(PacketDropped(drop.reason))
+            self._drop(drop.reason, reply=isinstance(drop, _ReplyDrop))
         except (MalformedPacket, MalformedLease) as exc:
-            self._emit(PacketDropped(str(exc)))
+            self._drop(str(exc), reply=False)
+
+    def _drop(self, reason: str, *, reply: bool) -> None:
+        self._emit(PacketDropped(reason))
+        if not reply:
+            return
+        key = (self._state, _NUMBER.sub("#", reason))
+        if key not in self._told and len(self._told) < _MAX_TOLD:
+            self._told.add(key)
+            self._dropped_replies.append((self._state, reason))
 
     # -- state and output helpers -------------------------------------------------------
 
@@ -704,7 +741,12 @@ class Client:
             raise _Drop("frame not addressed to us")
         if (udp.src_port, udp.dst_port) != (SERVER_PORT, CLIENT_PORT):
             raise _Drop(f"UDP ports {udp.src_port}->{udp.dst_port}, not 67->68")
-        message = decode_message(udp.payload)
+        try:
+            message = decode_message(udp.payload)
+        except MalformedPacket as exc:
+            if self._reply_to_us(udp.payload):  # a server answered us in broken bytes
+                raise _ReplyDrop(str(exc)) from None
+            raise
         if message.op != BOOTREPLY:
             raise _Drop("not a BOOTREPLY")
         if message.htype != 1 or message.chaddr != mac:
@@ -716,6 +758,17 @@ class Client:
             raise _Drop("FORCERENEW without authentication ignored")
         if self._xid is None or message.xid != self._xid:
             raise _Drop(f"xid {message.xid:#010x} does not match an exchange in {self._state.name}")
+        try:
+            self._receive_reply(message, kind, udp, now)
+        except _Drop as drop:
+            raise _ReplyDrop(drop.reason) from None
+        except (MalformedPacket, MalformedLease) as exc:  # e.g. a bad option in our reply
+            raise _ReplyDrop(str(exc)) from None
+
+    def _receive_reply(
+        self, message: Message, kind: MessageType, udp: UdpFrame, now: float
+    ) -> None:
+        """A reply to our running exchange (our MAC, our xid)."""
         server = message.get(OptionCode.SERVER_ID)
         server_id = server if isinstance(server, IPv4Address) else None
         if kind is MessageType.OFFER:
@@ -726,6 +779,18 @@ class Client:
             self._receive_nak(message, server_id, now)
         else:
             raise _Drop(f"unexpected {kind.name}")
+
+    def _reply_to_us(self, payload: bytes) -> bool:
+        """A BOOTREPLY header for our MAC and the running exchange's xid, whatever the
+        rest of the message (RFC 2131 fixed fields: xid at 4, chaddr at 28)."""
+        return (
+            self._xid is not None
+            and len(payload) >= 34
+            and payload[0] == BOOTREPLY
+            and payload[1:3] == b"\x01\x06"  # htype Ethernet, hlen 6
+            and int.from_bytes(payload[4:8], "big") == self._xid
+            and payload[28:34] == self._config.mac
+        )
 
     def _check_expected(self, trigger: Trigger, what: str) -> None:
         if trigger not in TRANSITIONS[self._state]:

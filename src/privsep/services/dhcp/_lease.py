@@ -14,6 +14,13 @@ reboot should invalidate the lease).
 Lease file (`to_bytes`/`from_bytes`): one JSON object, `"version": 1`, every
 key required, no unknown key, addresses as dotted quads, MACs as `aa:bb:..`,
 `extra` as `[[code, "hex"], ...]`. Parsing rejects anything else.
+
+What the actuator configures (`host_problem`, `dns_problem`, `router_problem`,
+`destination_problem` and the MAX_* counts) is decided here, once, for both
+sides: the actuator refuses a request that breaks a rule (it trusts nothing),
+and the engine leaves such an item out of what it asks for, so one unusable DNS
+server or route costs only itself, never the lease. A Lease itself keeps what
+the server sent (the hook sees it all).
 """
 
 from __future__ import annotations
@@ -26,16 +33,83 @@ from typing import Any, Final
 
 from privsep._errors import PrivsepError
 from privsep.services.dhcp._options import ClasslessRoute
+from privsep.services.dhcp._routes_policy import BROAD_PREFIX  # the engine's TunnelVision rule
 
 LEASE_FILE_VERSION: Final = 1
 INFINITE: Final = 0xFFFFFFFF
 MAX_FILE_SIZE: Final = 256 * 1024
 MAX_ITEMS: Final = 255  # no option can carry more list items than bytes
 MAX_STRING: Final = 1024  # option 119 (RFC 3396-concatenated) names can be long; bound anyway
+MAX_ROUTERS: Final = 8  # what the actuator configures at most (docs/dhcp-actuator.md)
+MAX_ROUTES: Final = 64
+MAX_NAME: Final = 253  # characters of a domain or search name, a final dot included
+
+# Where no host, router or DNS server can be: never unicast (0/8, 127/8, 224/4, the
+# limited broadcast), reserved (240/4: no real server hands it out), or link-local
+# (RFC 3927 forbids DHCP there).
+_NOT_HOSTS: Final = (
+    (IPv4Network("0.0.0.0/8"), "in 0.0.0.0/8 (this network)"),
+    (IPv4Network("127.0.0.0/8"), "loopback"),
+    (IPv4Network("169.254.0.0/16"), "link-local (RFC 3927 forbids DHCP there)"),
+    (IPv4Network("224.0.0.0/4"), "multicast"),
+    (IPv4Network("255.255.255.255/32"), "the limited broadcast address"),
+    (IPv4Network("240.0.0.0/4"), "reserved (240/4)"),
+)
+_NOT_DESTINATIONS: Final = (
+    (IPv4Network("127.0.0.0/8"), "loopback"),
+    (IPv4Network("224.0.0.0/4"), "multicast"),
+    (IPv4Network("240.0.0.0/4"), "reserved (240/4)"),
+)
+_DEFAULT_ROUTE: Final = IPv4Network("0.0.0.0/0")
+_LINK_LOCAL: Final = IPv4Network("169.254.0.0/16")
 
 
 class MalformedLease(PrivsepError, ValueError):
     """A Lease value or lease file that breaks the rules above."""
+
+
+def host_problem(address: IPv4Address) -> str | None:
+    """Why `address` cannot be our address, a router or a DNS server; None if it can."""
+    for network, why in _NOT_HOSTS:
+        if address in network:
+            return why
+    return None
+
+
+def dns_problem(server: IPv4Address) -> str | None:
+    """Why `server` cannot be a DNS server; None if it can. A link-local one can: it is
+    reachable on the link, and clouds hand one out (GCE: 169.254.169.254)."""
+    if server in _LINK_LOCAL:
+        return None
+    return host_problem(server)
+
+
+def router_problem(router: IPv4Address, interface: IPv4Interface) -> str | None:
+    """Why `router` cannot be a gateway for our `interface` (address/prefix); None if it
+    can. (A classless route's router 0.0.0.0 means on-link: not a gateway, not checked.)"""
+    problem = host_problem(router)
+    if problem:
+        return f"is {problem}"
+    if router == interface.ip:
+        return "is our own address"
+    network = interface.network
+    if network.prefixlen <= 30 and router in (network.network_address, network.broadcast_address):
+        return f"is the network or broadcast address of {network}"
+    return None
+
+
+def destination_problem(destination: IPv4Network, *, allow_broad: bool = False) -> str | None:
+    """Why a route to `destination` cannot be installed; None if it can. Wider than
+    /BROAD_PREFIX but not the default route: TunnelVision (CVE-2024-3661), refused
+    unless `allow_broad`."""
+    if destination == _DEFAULT_ROUTE:
+        return None
+    for network, why in _NOT_DESTINATIONS:
+        if destination.subnet_of(network):
+            return f"is {why}"
+    if destination.prefixlen < BROAD_PREFIX and not allow_broad:
+        return f"is wider than /{BROAD_PREFIX} (TunnelVision); not allowed by policy"
+    return None
 
 
 def _check(ok: bool, message: str) -> None:

@@ -12,6 +12,12 @@ no file; seccomp forbids `socket()`.
   the hook's `bound`/`renew` variables; LeaseExpired/LeaseReleased, a NAK or a
   conflict with a lease in use -> deconfigure (the actuator runs `deconfig`);
   LeaseFailed -> notify `leasefail`; NAK -> notify `nak`.
+- applyLease carries only what the actuator accepts (`usable`): a DNS server,
+  router or route it would refuse is left out with a WARNING (`dns-dropped`...)
+  instead of costing the lease. A refusal or failure is logged `apply-failed`
+  with the actuator's reason (`_reason`), not pycapnp's traceback header.
+- PacketDropped is logged at DEBUG; a reply to our own exchange that was dropped
+  (`Client.dropped_replies`) at INFO, as `reply-dropped`.
 - SIGUSR1 renews at once (or restarts after SIGUSR2), SIGUSR2 releases the
   lease and waits, as with udhcpc (`privsep dhcp` forwards both to us).
 - SIGTERM cancels the driver; with `release=1` (`-R`) it sends DHCPRELEASE and
@@ -32,11 +38,13 @@ import contextlib
 import logging
 import os
 import random
+import re
 import signal
 import sys
 import time
 from collections.abc import Callable
-from ipaddress import IPv4Address
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Final
 
 from privsep._log import get_logger, log_event
@@ -61,7 +69,17 @@ from privsep.services.dhcp._hostname import (
     MAX_SEARCH_CHARS,
     is_hostname,
 )
-from privsep.services.dhcp._lease import Lease, MalformedLease
+from privsep.services.dhcp._lease import (
+    MAX_NAME,
+    MAX_ROUTERS,
+    MAX_ROUTES,
+    Lease,
+    MalformedLease,
+    destination_problem,
+    dns_problem,
+    router_problem,
+)
+from privsep.services.dhcp._options import ClasslessRoute
 
 EXIT_BOUND: Final = 70  # -q: bound and configured
 EXIT_NO_LEASE: Final = 71  # -n: leasefail
@@ -78,35 +96,123 @@ def _vars(env: dict[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in env.items()]
 
 
-# What the actuator accepts for resolv.conf (docs/dhcp-actuator.md); the rest is left
-# out here, so an odd name costs only itself, never the lease (udhcpc: domain=bad).
-def _search(names: tuple[str, ...]) -> list[str]:
-    kept: list[str] = []
-    for name in names:
-        if is_hostname(name) and len(" ".join([*kept, name])) <= MAX_SEARCH_CHARS:
-            kept.append(name)
-    return kept[:MAX_SEARCH]
+@dataclass(slots=True)
+class Usable:
+    """The part of a lease the actuator accepts (docs/dhcp-actuator.md, rules in _lease).
+
+    The actuator refuses a whole request for one bad item, so the engine leaves such
+    items out: one unusable DNS server, router or route costs only itself, never the
+    lease (udhcpc: domain=bad). `dropped` maps a kind (dns, routers, routes, broadcast,
+    names) to {item: why}, for the log; repeated items are left out silently, as the
+    actuator drops repeated DNS servers. The hook still sees the lease as sent.
+    """
+
+    routers: list[IPv4Address] = field(default_factory=list)
+    routes: list[ClasslessRoute] = field(default_factory=list)
+    dns: list[IPv4Address] = field(default_factory=list)
+    broadcast: IPv4Address | None = None
+    domain: str = ""
+    search: list[str] = field(default_factory=list)
+    dropped: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def drop(self, kind: str, item: object, why: str) -> None:
+        self.dropped.setdefault(kind, {})[str(item)[:64]] = why
 
 
-def configuration(lease: Lease, event: HookEvent, interface: str) -> dict[str, Any]:
-    """actuator.capnp `Configuration` for `lease`, with the hook's variables."""
+def _resolv_name(name: str) -> bool:
+    return len(name) <= MAX_NAME and is_hostname(name)
+
+
+def usable(lease: Lease, *, allow_broad_routes: bool = False) -> Usable:
+    """What of `lease` to ask the actuator for (see `Usable`); `allow_broad_routes` as the
+    actuator's `Limits` (off in the client)."""
+    out = Usable()
+    interface = lease.interface
+    for router in lease.routers:
+        problem = router_problem(router, interface)
+        if problem:
+            out.drop("routers", router, problem)
+        elif router in out.routers:
+            continue
+        elif len(out.routers) >= MAX_ROUTERS:
+            out.drop("routers", router, f"more than {MAX_ROUTERS} routers")
+        else:
+            out.routers.append(router)
+    destinations: dict[IPv4Network, IPv4Address] = {}
+    for route in lease.classless_routes:
+        name = f"{route.destination} via {route.router}"
+        problem = destination_problem(route.destination, allow_broad=allow_broad_routes)
+        if not problem and route.router != IPv4Address(0):
+            problem = router_problem(route.router, interface)
+            problem = f"router {route.router} {problem}" if problem else None
+        if problem:
+            out.drop("routes", name, problem)
+        elif route.destination in destinations:  # the first one wins
+            if destinations[route.destination] != route.router:
+                out.drop("routes", name, "another route has this destination")
+        elif len(out.routes) >= MAX_ROUTES:
+            out.drop("routes", name, f"more than {MAX_ROUTES} routes")
+        else:
+            destinations[route.destination] = route.router
+            out.routes.append(route)
+    for server in lease.dns:
+        problem = dns_problem(server)
+        if problem:
+            out.drop("dns", server, f"is {problem}")
+        elif server in out.dns:
+            continue
+        elif len(out.dns) >= MAX_NAMESERVERS:
+            out.drop("dns", server, f"more than {MAX_NAMESERVERS} DNS servers")
+        else:
+            out.dns.append(server)
+    # The actuator derives the broadcast address and refuses any other one.
+    network = interface.network
+    derived = network.broadcast_address if network.prefixlen <= 30 else None
+    if lease.broadcast is not None and lease.broadcast == derived:
+        out.broadcast = derived
+    elif lease.broadcast not in (None, IPv4Address(0)):
+        out.drop("broadcast", lease.broadcast, f"does not go with {interface}")
+    # resolv.conf names: host-name characters only, within resolv.conf's bounds.
+    if lease.domain is not None and _resolv_name(lease.domain):
+        out.domain = lease.domain
+    elif lease.domain is not None:
+        out.drop("names", lease.domain, "not a host name")
+    for name in lease.search:
+        if not _resolv_name(name):
+            out.drop("names", name, "not a host name")
+        elif len(out.search) >= MAX_SEARCH:
+            out.drop("names", name, f"more than {MAX_SEARCH} search names")
+        elif len(" ".join([*out.search, name])) > MAX_SEARCH_CHARS:
+            out.drop("names", name, f"search list over {MAX_SEARCH_CHARS} characters")
+        else:
+            out.search.append(name)
+    return out
+
+
+def configuration(
+    lease: Lease, event: HookEvent, interface: str, kept: Usable | None = None
+) -> dict[str, Any]:
+    """actuator.capnp `Configuration` for `lease` (its `usable` part), with the hook's
+    variables."""
+    if kept is None:
+        kept = usable(lease)
     return {
         "address": int(lease.address),
         "prefixLen": lease.prefix_len,
-        "broadcast": int(lease.broadcast) if lease.broadcast else 0,
-        "routers": [int(r) for r in lease.routers],
+        "broadcast": int(kept.broadcast) if kept.broadcast else 0,
+        "routers": [int(r) for r in kept.routers],
         "routes": [
             {
                 "destination": int(r.destination.network_address),
                 "prefixLen": r.destination.prefixlen,
                 "router": int(r.router),
             }
-            for r in lease.classless_routes
+            for r in kept.routes
         ],
         "mtu": lease.mtu or 0,
-        "dns": [int(d) for d in lease.dns[:MAX_NAMESERVERS]],
-        "domain": lease.domain if lease.domain and is_hostname(lease.domain) else "",
-        "search": _search(lease.search),
+        "dns": [int(d) for d in kept.dns],
+        "domain": kept.domain,
+        "search": kept.search,
         "leaseTime": lease.lease_time,
         "stateBlob": lease.to_bytes(),
         "interfaceIndex": 0,
@@ -247,6 +353,8 @@ class Driver:
                 log_event(_logger, "frame-refused", logging.WARNING, length=len(frame))
         while (event := self.client.next_event()) is not None:
             await self._act(event)
+        for state, reason in self.client.dropped_replies():  # PacketDropped is only DEBUG
+            log_event(_logger, "reply-dropped", state=state.name, reason=reason)
 
     async def _act(self, event: Event) -> None:
         if isinstance(event, PacketDropped):
@@ -266,13 +374,11 @@ class Driver:
                 server=str(lease.server_id),
                 lease_time=lease.lease_time,
             )
-            dropped = [n for n in (lease.domain or "", *lease.search) if n and not is_hostname(n)]
-            if dropped:  # the hook still sees them (udhcpc's `bad` rule applies there)
-                log_event(
-                    _logger, "names-dropped", logging.WARNING, names=[n[:64] for n in dropped]
-                )
+            kept = usable(lease)
+            for what, items in kept.dropped.items():  # the hook still sees them
+                log_event(_logger, f"{what}-dropped", logging.WARNING, dropped=items)
             try:
-                await self.actuator.applyLease(configuration(lease, kind, self.interface))
+                await self.actuator.applyLease(configuration(lease, kind, self.interface, kept))
             except Exception as exc:  # the actuator refused: keep running, say why
                 if _disconnected(exc):
                     raise
@@ -347,9 +453,28 @@ def _disconnected(exc: BaseException) -> bool:
     return getattr(exc, "type", None) == "DISCONNECTED"
 
 
+_TRACEBACK: Final = "Traceback (most recent call last):"
+_MODULE_PATH: Final = re.compile(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*(?::|$))")
+
+
 def _reason(exc: BaseException) -> str:
+    """One line saying why an RPC (or anything else) failed.
+
+    A peer's exception reaches us as pycapnp's `remote exception: message = ` followed
+    by the peer's whole traceback: the reason is the exception line after the frames
+    of the last traceback (`ActuatorRejected: DNS server ... is link-local`), its
+    module path left out. Other texts: their first line.
+    """
     text = str(getattr(exc, "description", "") or exc)
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("stack:")]
+    if not lines:
+        return type(exc).__name__
+    headers = [i for i, line in enumerate(lines) if line.endswith(_TRACEBACK)]
+    line = lines[0]
+    if headers:  # frames are indented; the exception's own line is not
+        after = [line for line in lines[headers[-1] + 1 :] if not line[:1].isspace()]
+        line = _MODULE_PATH.sub("", after[0], count=1) if after else lines[-1]
+    return line[:300]
 
 
 def _load_lease(blob: bytes, mac: bytes) -> Lease | None:

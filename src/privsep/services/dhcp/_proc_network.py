@@ -20,16 +20,26 @@ engine, nothing else: no capability, no file, an empty network namespace.
   narrows this.
 - Our MAC and the interface index come from the socket itself (SIOCGIFHWADDR,
   SIOCGIFINDEX on the packet socket, answered in the socket's namespace).
+- Interface gone (deleted, or moved to another namespace): the socket is bound to
+  an interface that no longer exists and never will again, so sends fail with ENXIO
+  and reads see one ENETDOWN, forever. We then log `interface-gone` and exit 1: the
+  supervisor restarts the group, opening a new socket by name (a re-created
+  interface is picked up, and the actuator looks its new index up), or gives up
+  when the interface stays away. A link that is only down also gives ENETDOWN; its
+  name still leads to our index (SIOCGIFINDEX), so we keep waiting for it, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import fcntl
 import logging
+import os
 import socket
 import struct
+import sys
 from ipaddress import IPv4Address
 from typing import Any, Final
 
@@ -48,6 +58,10 @@ _IFREQ: Final = struct.Struct("16s16s")
 MAX_QUEUE: Final = 256  # frames waiting for the engine; older ones are dropped
 MAX_BATCH: Final = 32
 _SNAP: Final = 2048  # > any Ethernet frame without jumbo
+# A packet socket whose interface was unregistered: ENXIO on send (no device); ENODEV
+# where a call names the device. ENETDOWN is not one of them: a link that is down.
+_GONE: Final = frozenset({errno.ENXIO, errno.ENODEV})
+EXIT_INTERFACE_GONE: Final = 1
 
 _logger = get_logger(__name__)
 
@@ -67,20 +81,61 @@ def _address(value: int) -> IPv4Address | None:
 
 
 class Wire:
-    """The packet socket: a bounded inbound queue and checked outbound frames."""
+    """The packet socket: a bounded inbound queue and checked outbound frames.
 
-    def __init__(self, sock: socket.socket, policy: EgressPolicy) -> None:
+    `interface`, `ifindex`: what the socket is bound to. Given, a socket error whose
+    cause may be the interface's end (`_lost`) is checked against them, and `gone`
+    is set once it has ended; nothing is sent or read after that.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        policy: EgressPolicy,
+        *,
+        interface: str | None = None,
+        ifindex: int = 0,
+    ) -> None:
         self.sock = sock
         self.policy = policy
+        self.interface = interface
+        self.ifindex = ifindex
         self.queue: collections.deque[tuple[bytes, bool]] = collections.deque()
         self.ready = asyncio.Event()
+        self.gone = asyncio.Event()
+        self.gone_reason = ""
         self.overruns = 0
         self._cmsg = socket.CMSG_SPACE(_AUXDATA.size)
+        self._reading = False
 
     def start(self) -> None:
         self.sock.setblocking(False)
         self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         asyncio.get_running_loop().add_reader(self.sock.fileno(), self._readable)
+        self._reading = True
+
+    def _lost(self, exc: OSError) -> bool:
+        """True if `exc` came from our interface having ended (then `gone` is set)."""
+        if not self.gone.is_set():
+            if exc.errno not in _GONE and self._still_there():
+                return False
+            self.gone_reason = str(exc)
+            self.gone.set()
+            if self._reading:  # an unbound socket stays readable (its error)
+                asyncio.get_running_loop().remove_reader(self.sock.fileno())
+                self._reading = False
+        return True
+
+    def _still_there(self) -> bool:
+        """Does our interface's name still lead to its index (a link that is only down),
+        rather than to nothing or to a new interface of that name?"""
+        if self.interface is None:
+            return True
+        try:
+            _mac, index = interface_identity(self.sock, self.interface)
+        except OSError as exc:
+            return exc.errno not in _GONE
+        return index == self.ifindex
 
     def _readable(self) -> None:
         while True:
@@ -89,6 +144,8 @@ class Wire:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
+                if self._lost(exc):
+                    return
                 log_event(_logger, "recv-failed", logging.WARNING, error=str(exc))
                 break
             if isinstance(address, tuple) and len(address) > 2 and address[2] == PACKET_OUTGOING:
@@ -116,6 +173,8 @@ class Wire:
         return [self.queue.popleft() for _ in range(min(MAX_BATCH, len(self.queue)))]
 
     def send(self, frame: bytes, candidate: int, leased: int, server: int) -> bool:
+        if self.gone.is_set():
+            return False
         if not self.policy.permit(
             frame,
             candidate=_address(candidate),
@@ -126,7 +185,10 @@ class Wire:
         try:
             self.sock.send(frame)
         except OSError as exc:
-            log_event(_logger, "send-failed", logging.WARNING, error=str(exc), length=len(frame))
+            if not self._lost(exc):
+                log_event(
+                    _logger, "send-failed", logging.WARNING, error=str(exc), length=len(frame)
+                )
             return False
         return True
 
@@ -157,8 +219,33 @@ class LinkService:
 
 async def main(ctx: Any) -> None:
     sock = socket.socket(fileno=ctx.fd("packet"))
-    mac, ifindex = interface_identity(sock, ctx.params["interface"])
-    wire = Wire(sock, EgressPolicy(mac, ledger=OfferLedger(mac)))
+    interface = ctx.params["interface"]
+    mac, ifindex = interface_identity(sock, interface)
+    wire = Wire(
+        sock, EgressPolicy(mac, ledger=OfferLedger(mac)), interface=interface, ifindex=ifindex
+    )
     wire.start()
     log_event(_logger, "network-ready", mac=mac.hex(":"), ifindex=ifindex)
-    await ctx.serve("link", LinkService(wire, mac, ifindex))
+    serving = asyncio.ensure_future(ctx.serve("link", LinkService(wire, mac, ifindex)))
+    gone = asyncio.ensure_future(wire.gone.wait())
+    try:
+        await asyncio.wait([serving, gone], return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also on SIGTERM (cancelled): serving goes with us, as it did unwrapped
+        gone.cancel()
+        if not serving.done():
+            serving.cancel()
+    if not wire.gone.is_set():
+        await serving  # the engine went away: done
+        return
+    # No socket of ours can ever reach that interface again: let the supervisor start
+    # the group over (a new socket, by name), rather than fail every send forever.
+    log_event(
+        _logger,
+        "interface-gone",
+        logging.ERROR,
+        interface=interface,
+        ifindex=ifindex,
+        error=wire.gone_reason,
+    )
+    sys.stderr.flush()
+    os._exit(EXIT_INTERFACE_GONE)  # our own status, no traceback (as dhcp-engine exits)
