@@ -147,7 +147,12 @@ def test_unexpected_message_types_are_dropped(kind: MessageType) -> None:
     assert_dropped(s, f"unexpected {kind.name}")
 
 
-@pytest.mark.parametrize("bad", ["0.0.0.0", "127.0.0.1", "224.0.0.1", "255.255.255.255", "0.1.2.3"])
+@pytest.mark.parametrize(
+    "bad",
+    # 169.254.x.x and 240/4: the actuator would refuse them, so the engine passes them
+    # over (and can take another server's offer) instead of failing to apply them.
+    ["0.0.0.0", "127.0.0.1", "224.0.0.1", "255.255.255.255", "0.1.2.3", "169.254.1.1", "240.0.0.1"],
+)
 def test_offer_of_an_unusable_address_is_dropped(bad: str) -> None:
     s, discover = selecting()
     s.server.address = IPv4Address(bad)

@@ -82,7 +82,13 @@ from privsep.services.dhcp._frames import (
     encode_arp_frame,
     encode_udp_frame,
 )
-from privsep.services.dhcp._lease import MAX_ITEMS, MAX_STRING, Lease, MalformedLease
+from privsep.services.dhcp._lease import (
+    MAX_ITEMS,
+    MAX_STRING,
+    Lease,
+    MalformedLease,
+    host_problem,
+)
 from privsep.services.dhcp._message import (
     BOOTREPLY,
     BOOTREQUEST,
@@ -100,7 +106,6 @@ from privsep.services.dhcp._timing import Rng
 _ANY: Final = IPv4Address(0)
 _LIMITED_BROADCAST: Final = IPv4Address("255.255.255.255")
 _ZERO_MAC: Final = bytes(6)
-_THIS_NETWORK: Final = IPv4Network("0.0.0.0/8")
 _MAX_NAK_BACKOFF: Final = 64.0
 _MAX_TIMER_STEPS: Final = 64  # handle_timer loop bound; every handler moves its deadline
 _OUR_MAX_SIZE: Final = 1472  # what we send: fits a 1500-byte MTU
@@ -139,13 +144,10 @@ class _Offer:
 
 
 def usable_address(address: IPv4Address) -> bool:
-    """A unicast address a host may use (not 0/8, 127/8, 224/4, 240/4, broadcast)."""
-    return not (
-        address in _THIS_NETWORK
-        or address.is_loopback
-        or address.is_multicast
-        or address.is_reserved
-    )
+    """A unicast address a host may be given: the actuator's rule (`_lease.host_problem`:
+    not 0/8, 127/8, 169.254/16, 224/4, 240/4, broadcast), so an offer it would refuse is
+    passed over here, and another server's can still be taken."""
+    return host_problem(address) is None
 
 
 def _prefix_from_mask(mask: IPv4Address) -> int:
