@@ -371,7 +371,7 @@ HOSTILE = [
     ("search-too-long", {"search": tuple("x" * 60 + f".s{i}" for i in range(5))}, "256 characters"),
     ("wrong-ifindex", {"interface_index": 999}, "interface index 999"),
     ("mtu-20", {"mtu": 20}, "MTU 20"),
-    ("mtu-above-link-max", {"mtu": 70000}, "MTU 70000"),
+    ("mtu-below-minimum", {"mtu": 67}, "MTU 67"),
     ("lease-0", {"lease_time": 0}, "lease time 0"),
     (
         "tunnelvision",
@@ -481,6 +481,17 @@ def test_broad_routes_pass_only_with_the_explicit_flag(net: Net) -> None:
 
 
 # -- ownership, restart, expiry -------------------------------------------------
+
+
+def test_an_mtu_over_the_links_maximum_is_left_alone_and_the_lease_applies(net: Net) -> None:
+    async def body() -> None:
+        act = await net.actuator()
+        await act.apply_lease(lease(mtu=70000))  # a veth takes at most 65535
+        act.net.close()
+
+    run(body())
+    assert net.address_set() == {"10.1.0.5/24"}
+    assert net.mtu() == 1500
 
 
 def test_deconfigure_removes_only_what_we_added(net: Net) -> None:

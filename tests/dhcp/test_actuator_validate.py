@@ -131,10 +131,14 @@ def test_names_outside_hostname_characters_are_rejected(name: str) -> None:
 
 
 def test_mtu_bound_follows_the_link() -> None:
+    # Over the link's maximum: left as it is, the lease still applies (a jumbo MTU
+    # offered to a 1500-byte NIC must not cost the address). Under 68: refused.
     limits = Limits(max_mtu=1500)
-    with pytest.raises(ActuatorRejected, match=r"MTU 1501 out of 68\.\.1500"):
-        validate(config(mtu=1501), ifindex=3, limits=limits)
+    assert validate(config(mtu=9000), ifindex=3, limits=limits).mtu is None
+    assert validate(config(mtu=1500), ifindex=3, limits=limits).mtu == 1500
     assert validate(config(mtu=68), ifindex=3, limits=limits).mtu == 68
+    with pytest.raises(ActuatorRejected, match=r"MTU 67 out of 68\.\.1500"):
+        validate(config(mtu=67), ifindex=3, limits=limits)
 
 
 def test_rejection_is_one_line() -> None:

@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -279,8 +280,15 @@ def validate(raw: Configuration, *, ifindex: int, limits: Limits) -> Plan:
         raise ActuatorRejected(f"broadcast {raw.broadcast} does not match {address}")
     if not 1 <= raw.lease_time <= INFINITE:
         raise ActuatorRejected(f"lease time {raw.lease_time} out of 1..{INFINITE}")
-    if raw.mtu is not None and not MIN_MTU <= raw.mtu <= limits.max_mtu:
-        raise ActuatorRejected(f"MTU {raw.mtu} out of {MIN_MTU}..{limits.max_mtu}")
+    mtu = raw.mtu
+    if mtu is not None and mtu < MIN_MTU:
+        raise ActuatorRejected(f"MTU {mtu} out of {MIN_MTU}..{limits.max_mtu}")
+    if mtu is not None and mtu > limits.max_mtu:
+        # More than this link can take (a jumbo MTU offered to a 1500-byte NIC): the
+        # engine cannot know the link's limit, and the lease is good without it. The
+        # MTU stays as it is.
+        log_event(_logger, "mtu-ignored", logging.WARNING, mtu=mtu, max_mtu=limits.max_mtu)
+        mtu = None
     if len(raw.routers) > limits.max_routers:
         raise ActuatorRejected(f"{len(raw.routers)} routers (at most {limits.max_routers})")
     if len(raw.routes) > limits.max_routes:
@@ -324,7 +332,7 @@ def validate(raw: Configuration, *, ifindex: int, limits: Limits) -> Plan:
         address=address,
         broadcast=derived,
         routes=tuple(ordered),
-        mtu=raw.mtu,
+        mtu=mtu,
         lifetime=None if raw.lease_time == INFINITE else raw.lease_time,
         dns=tuple(dns),
         domain=raw.domain or None,
