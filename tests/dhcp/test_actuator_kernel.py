@@ -33,6 +33,7 @@ from privsep.services.dhcp._actuator import (
     Limits,
     RouteRequest,
     configuration_from_message,
+    route_metric_for,
 )
 from privsep.services.dhcp._netconfig import NetConfig, NetlinkFailed
 from privsep.services.dhcp._statedir import StateDir
@@ -492,6 +493,70 @@ def test_an_mtu_over_the_links_maximum_is_left_alone_and_the_lease_applies(net: 
     run(body())
     assert net.address_set() == {"10.1.0.5/24"}
     assert net.mtu() == 1500
+
+
+def _ifindex(ns: str, name: str) -> int:
+    return int(json.loads(ip("-j", "link", "show", "dev", name, ns=ns))[0]["ifindex"])
+
+
+def test_two_interfaces_in_one_namespace_each_get_their_default_route(
+    net: Net, tmp_path: Path
+) -> None:
+    # With one metric for all, the second interface's default route was EEXIST and its
+    # whole lease rolled back (QA: a host with two NICs on DHCP).
+    ip("link", "add", "pb0", "type", "veth", "peer", "name", "pb1", ns=net.ns)
+    ip("link", "set", "pb0", "up", ns=net.ns)
+    second = _ifindex(net.ns, "pb0")
+
+    async def body() -> None:
+        acts = []
+        for ifindex, state, address, router in (
+            (net.ifindex, net.state, "10.1.0.5", "10.1.0.1"),
+            (second, tmp_path / "state-b", "10.2.0.5", "10.2.0.1"),
+        ):
+            sock = netlink_socket_in(net.ns)
+            act = await Actuator.start(
+                await NetConfig.open(sock.detach()),
+                StateDir(state),
+                ifindex=ifindex,
+                resolv_conf="none",
+                limits=Limits(route_metric=route_metric_for(ifindex)),
+            )
+            await act.apply_lease(lease(address=A(address), routers=(A(router),), mtu=None))
+            acts.append(act)
+        for act in acts:
+            act.net.close()
+
+    run(body())
+    defaults = json.loads(ip("-j", "-4", "route", "show", "default", ns=net.ns))
+    assert {(r["dev"], r["gateway"], r["metric"]) for r in defaults} == {
+        (IFACE, "10.1.0.1", route_metric_for(net.ifindex)),
+        ("pb0", "10.2.0.1", route_metric_for(second)),
+    }
+
+
+def test_an_mtu_the_link_refuses_though_under_its_max_mtu_is_left_alone(net: Net) -> None:
+    # A macvlan reports IFLA_MAX_MTU 65535, but its parent's 1500 is its real limit:
+    # the kernel says EINVAL; the MTU stays and the lease applies.
+    ip("link", "add", "link", IFACE, "name", "mv0", "type", "macvlan", "mode", "bridge", ns=net.ns)
+    ip("link", "set", "mv0", "up", ns=net.ns)
+    index = _ifindex(net.ns, "mv0")
+
+    async def body() -> None:
+        sock = netlink_socket_in(net.ns)
+        act = await Actuator.start(
+            await NetConfig.open(sock.detach()),
+            StateDir(net.state),
+            ifindex=index,
+            resolv_conf="none",
+        )
+        await act.apply_lease(lease(mtu=9000))
+        act.net.close()
+
+    run(body())
+    link = json.loads(ip("-j", "-4", "addr", "show", "dev", "mv0", ns=net.ns))[0]
+    assert link["mtu"] == 1500
+    assert [a["local"] for a in link["addr_info"]] == ["10.1.0.5"]
 
 
 def test_deconfigure_removes_only_what_we_added(net: Net) -> None:

@@ -176,6 +176,15 @@ def test_output_is_bounded(tmp_path: Path, json_log: tuple[logging.Logger, io.St
     assert lines[-1]["output_truncated"] is True
 
 
+def test_a_script_without_a_shebang_runs_with_bin_sh_as_udhcpc_runs_it(tmp_path: Path) -> None:
+    script = tmp_path / "hook"
+    script.write_text('echo "event $1"\n')  # no #! line: execve says ENOEXEC
+    script.chmod(0o755)
+    result = run_hook(script, HookEvent.BOUND, {"interface": "eth0"})
+    assert result.returncode == 0, result
+    assert result.stdout == b"event bound\n"
+
+
 def test_many_short_lines_are_logged_up_to_the_line_cap(
     tmp_path: Path, json_log: tuple[logging.Logger, io.StringIO]
 ) -> None:

@@ -11,12 +11,15 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 import pytest
 from basic_helpers import (
+    Files,
+    client_argv,
     daemon,
     events,
     hook_lines,
@@ -28,6 +31,7 @@ from basic_helpers import (
     write_hook,
 )
 
+from privsep.services.dhcp._actuator import route_metric_for
 from privsep.testing import Lab
 
 pytestmark = pytest.mark.lab
@@ -110,8 +114,10 @@ def test_with_q_a_lease_that_cannot_be_configured_exits_1_at_once(lab: Lab, tmp_
     files = make_files(tmp_path)
     # Someone else's default route where ours would go (same metric, other gateway):
     # the actuator refuses to replace it and rolls back; -q must not wait for nothing.
+    link = json.loads(client.run(["ip", "-j", "link", "show", client.interface]).stdout)
+    metric = str(route_metric_for(link[0]["ifindex"]))
     client.run(["ip", "addr", "add", "192.168.77.1/24", "dev", client.interface])
-    client.run(["ip", "route", "add", "default", "via", "192.168.77.254", "metric", "1024"])
+    client.run(["ip", "route", "add", "default", "via", "192.168.77.254", "metric", metric])
     started = time.monotonic()
     result = run_client(client, files, "-q", "--no-arp-probe")
     assert result.returncode == 1, result.stderr[-3000:]
@@ -119,6 +125,30 @@ def test_with_q_a_lease_that_cannot_be_configured_exits_1_at_once(lab: Lab, tmp_
     assert any(e.get("event") == "apply-failed" for e in events(result.stderr))
     assert client.addresses() == (IPv4Interface("192.168.77.1/24"),)  # rolled back
     assert client.default_gateways() == (IPv4Address("192.168.77.254"),)
+
+
+def test_a_process_that_ends_cleanly_on_a_stray_sigterm_is_started_again(
+    lab: Lab, tmp_path: Path
+) -> None:
+    # Exit status 0 is no reason to run on without an actuator (or resolv, or hook).
+    lab.start_server("dnsmasq", lab.server_config())
+    client = lab.add_client("c1")
+    files = make_files(tmp_path)
+    with daemon(client, files, "--no-arp-probe") as d:
+        d.wait_for(lambda e: e.get("event") == "lease-applied")
+        (address,) = client.addresses()
+        starts = [e for e in events(d.text) if e.get("event") == "start"]
+        actuator = [e for e in starts if e["child"] == "dhcp-actuator"][-1]
+        os.kill(actuator["pid"], signal.SIGTERM)
+        d.wait_for(
+            lambda e: (
+                e.get("event") == "start"
+                and e.get("child") == "dhcp-actuator"
+                and e["pid"] != actuator["pid"]
+            )
+        )
+        assert client.addresses() == (address,)
+        assert d.proc.poll() is None
 
 
 def test_kill_9_of_any_process_never_drops_the_address(lab: Lab, tmp_path: Path) -> None:
@@ -355,6 +385,7 @@ def test_client_help_lists_the_udhcpc_options() -> None:
         (["-s", "/etc/passwd"], "must be readable and executable by others"),  # 0644
         (["--resolv-conf", "/tmp"], "is a directory"),
         (["--netns", "../../etc"], "no network namespace"),
+        (["-p", "/tmp"], "Is a directory"),
     ],
 )
 def test_bad_option_values_exit_2_with_one_line_and_start_nothing(
@@ -411,7 +442,11 @@ def test_a_second_client_on_the_same_state_dir_is_refused(lab: Lab, tmp_path: Pa
 
 @pytest.mark.parametrize(
     ("interface", "message"),
-    [("nosuch0", "no interface 'nosuch0' in network namespace"), ("lo", "not an Ethernet")],
+    [
+        ("nosuch0", "no interface 'nosuch0' in network namespace"),
+        ("lo", "not an Ethernet"),
+        ("eth0:1", "bad interface name"),  # an alias label, not an interface
+    ],
 )
 def test_an_unusable_interface_exits_2_at_once(
     lab: Lab, tmp_path: Path, interface: str, message: str
@@ -425,6 +460,26 @@ def test_an_unusable_interface_exits_2_at_once(
     assert len(result.stderr.splitlines()) == 1
     assert message in result.stderr
     assert not state.exists()
+
+
+def test_the_interface_lock_follows_the_namespace_not_its_name(lab: Lab, tmp_path: Path) -> None:
+    # `ip netns attach` can give one namespace a second name: still one client.
+    lab.start_server("dnsmasq", lab.server_config())
+    client = lab.add_client("c1")
+    files = make_files(tmp_path)
+    alias = f"{client.netns}-alias"
+    holder = client.popen(["sleep", "60"])
+    subprocess.run(["ip", "netns", "attach", alias, str(holder.pid)], check=True)
+    try:
+        with daemon(client, files, "--no-arp-probe") as first:
+            first.wait_for(lambda e: e.get("event") == "lease-applied")
+            other = Files(files.root, files.root / "state-b", files.resolv_conf)
+            second = privsep(*client_argv(client, other, "-q")[1:], "--netns", alias)
+            assert second.returncode == 2, second.stderr[-2000:]
+            assert "is in use by another privsep dhcp" in second.stderr
+    finally:
+        subprocess.run(["ip", "netns", "delete", alias], check=False)
+        holder.kill()
 
 
 def test_arp_probe_checks_the_address_before_configuring_it(lab: Lab, tmp_path: Path) -> None:

@@ -113,6 +113,10 @@ def test_interface_deleted_for_good_ends_the_client_with_1(lab: Lab) -> None:
     assert took < GIVE_UP_WITHIN
     assert any(e.get("event") == "interface-gone" for e in log)
     assert any(e.get("event") == "give-up" for e in log)
+    # Once a required process gave up, nothing else is started (no engine without its
+    # network process, no `sandbox-setup-failed`).
+    after = [e.get("event") for e in log[[e.get("event") for e in log].index("give-up") :]]
+    assert "start" not in after and "sandbox-setup-failed" not in after, after
     sends = [e for e in log if e.get("event") in ("send-failed", "recv-failed")]
     assert len(sends) <= 3, sends
 

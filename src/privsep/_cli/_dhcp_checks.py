@@ -77,6 +77,8 @@ def check_script(path: Path) -> None:
 def check_pidfile_dir(path: Path) -> None:
     if not path.parent.is_dir():
         raise CliError(f"-p {path}: No such file or directory", code=2)
+    if path.is_dir():
+        raise CliError(f"-p {path}: Is a directory", code=2)
 
 
 def lock_interface(netns: str, interface: str) -> None:
@@ -84,7 +86,10 @@ def lock_interface(netns: str, interface: str) -> None:
     life, whatever its state dir. The lock file is removed at exit (a test run leaves
     no trail of them in /run); a lock taken on a file that was removed meanwhile is
     retried on the new one, so two clients can never both hold one."""
-    directory = _LOCK_DIR / ("netns/" + netns if netns else "host")
+    # Keyed by the namespace itself (its nsfs inode), not by a name: one namespace may
+    # be attached under two names, and the host's under one too.
+    ns = Path(f"/run/netns/{netns}" if netns else "/proc/self/ns/net").stat()
+    directory = _LOCK_DIR / f"netns-{ns.st_dev:x}-{ns.st_ino:x}"
     path = directory / f"{interface}.lock"
     while True:
         directory.mkdir(mode=0o755, parents=True, exist_ok=True)

@@ -365,7 +365,12 @@ def _client(argv: list[str]) -> int:
         raise CliError("no interface (privsep dhcp IFACE [options])", code=2)
     if opts.interface and opts.iface_opt and opts.interface != opts.iface_opt:
         raise CliError("two different interfaces given", code=2)
-    if len(interface) > 15 or "/" in interface or interface in (".", ".."):
+    # The kernel's rule (dev_valid_name): 1..15 bytes, no '/', ':' or whitespace.
+    if (
+        len(interface.encode()) > 15
+        or interface in (".", "..")
+        or any(c in "/:" or c.isspace() for c in interface)
+    ):
         raise CliError(f"bad interface name {interface!r}", code=2)
     if not opts.netns and os.environ.get(REQUIRE_NETNS_ENV):
         # Set by privsep's pytest plugin: a test must never configure the host's own network.
@@ -443,11 +448,12 @@ def _detach_when_settled(detacher: Any) -> Any:
 def _write_pidfile(path: Path) -> Path:
     """udhcpc's -p: our pid (the supervisor's, which SIGTERM/SIGUSR1/SIGUSR2 go to)."""
     path = path.absolute()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
         tmp.write_text(f"{os.getpid()}\n")
         tmp.replace(path)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise CliError(f"-p {path}: {exc.strerror or exc}", code=2) from None
     return path
 

@@ -331,6 +331,8 @@ class Supervisor:
                     trigger = self._after_exit(child, 1)
                     if trigger is not None:
                         return trigger
+                    if self._stop is not None and self._stop.is_set():
+                        break  # a required member gave up: start none of the rest
         finally:
             for end in ends.values():
                 end.close()  # the children hold their own copies now

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -120,6 +121,14 @@ class Configuration:
     state_blob: bytes = b""
 
 
+def route_metric_for(ifindex: int) -> int:
+    """The metric of our routes on interface `ifindex`: 1024 + 8 per index (routers i of
+    a lease take +i, at most 8). One per interface, as dhcpcd does (200 + index): two
+    interfaces on DHCP in one namespace would otherwise both want the default route
+    with metric 1024, and the second one's whole lease would fail on EEXIST."""
+    return 1024 + 8 * ifindex
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
@@ -134,7 +143,7 @@ class Limits:
     max_state_blob: int = 32 * 1024
     max_mtu: int = 65535
     allow_broad_routes: bool = False
-    route_metric: int = 1024
+    route_metric: int = 1024  # the client uses `route_metric_for(ifindex)`
 
 
 @final
@@ -563,8 +572,16 @@ class Actuator:
         tx = _Transaction()
         try:
             if plan.mtu is not None and plan.mtu != link.mtu:
-                await net.set_mtu(idx, plan.mtu)
-                tx.push("mtu", lambda: net.set_mtu(idx, link.mtu))
+                try:
+                    await net.set_mtu(idx, plan.mtu)
+                    tx.push("mtu", lambda: net.set_mtu(idx, link.mtu))
+                except NetlinkFailed as exc:
+                    # The link's own limit can be lower than the IFLA_MAX_MTU checked in
+                    # `validate` (a macvlan on a 1500-byte parent says 65535): the MTU
+                    # stays, the lease applies.
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    log_event(_logger, "mtu-ignored", logging.WARNING, mtu=plan.mtu, error=str(exc))
             await self._apply_address(plan, addresses, tx)
             for route in plan.routes:
                 await self._apply_route(route, present, old_keys, tx)

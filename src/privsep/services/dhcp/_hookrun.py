@@ -28,6 +28,7 @@ How a script is run, and why:
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -175,6 +176,20 @@ def _log_output(
     return logged, len(lines) - logged
 
 
+def _start(argv: list[str], environment: dict[bytes, bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv,
+        env=environment,  # bytes keys and values: passed to execve as they are
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd="/",
+        close_fds=True,
+        start_new_session=True,
+        shell=False,
+    )
+
+
 def run_hook(
     script: str | os.PathLike[str],
     event: HookEvent,
@@ -196,17 +211,13 @@ def run_hook(
     argv = [os.fspath(script), event.value]
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            argv,
-            env=environment,  # bytes keys and values: passed to execve as they are
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd="/",
-            close_fds=True,
-            start_new_session=True,
-            shell=False,
-        )
+        try:
+            proc = _start(argv, environment)
+        except OSError as exc:
+            if exc.errno != errno.ENOEXEC:
+                raise
+            # No `#!` line: run it with /bin/sh, as udhcpc's execvp (and any shell) does.
+            proc = _start(["/bin/sh", *argv], environment)
     except OSError as exc:
         duration = time.monotonic() - started
         log_event(

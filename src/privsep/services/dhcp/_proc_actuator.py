@@ -24,7 +24,13 @@ from typing import Any, Final, final
 
 from privsep._errors import PrivsepError
 from privsep._log import get_logger, log_event
-from privsep.services.dhcp._actuator import Actuator, ActuatorRejected, ActuatorRpc
+from privsep.services.dhcp._actuator import (
+    Actuator,
+    ActuatorRejected,
+    ActuatorRpc,
+    Limits,
+    route_metric_for,
+)
 from privsep.services.dhcp._netconfig import NetConfig
 from privsep.services.dhcp._statedir import StateDir
 
@@ -148,7 +154,11 @@ async def main(ctx: Any) -> None:
     # Without the channel (`--resolv-conf none`) resolv.conf is not ours at all.
     resolv = RemoteResolvConf(await ctx.channel("resolv")) if "resolv" in ctx.fds else None
     actuator = await Actuator.start(
-        net, StateDir(params["state_dir"]), ifindex=ifindex, resolv=resolv
+        net,
+        StateDir(params["state_dir"]),
+        ifindex=ifindex,
+        resolv=resolv,
+        limits=Limits(route_metric=route_metric_for(ifindex)),
     )
     hook = await ctx.channel("hook") if "hook" in ctx.fds else None
     await ctx.serve("actuator", EngineActuatorService(actuator, hook, ifname))
