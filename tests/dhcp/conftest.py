@@ -9,11 +9,14 @@ frame, expected JSON).
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_helpers import EngineLog
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "dhcp"
 
@@ -69,3 +72,18 @@ def capture_named() -> Any:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "capture" in metafunc.fixturenames:
         metafunc.parametrize("capture", CAPTURES, ids=[c.name for c in CAPTURES])
+
+
+@pytest.fixture
+def engine_log() -> Iterator[EngineLog]:
+    """dhcp-engine's log records during the test (everything from DEBUG up)."""
+    logger = logging.getLogger("privsep.services.dhcp._proc_engine")
+    handler = EngineLog()
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)

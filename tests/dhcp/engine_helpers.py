@@ -7,6 +7,7 @@ Everything goes through the real codec: the client's frames are decoded with
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
@@ -283,3 +284,21 @@ class Scenario:
         lease = self.client.lease
         assert lease is not None, self.events()
         return lease
+
+
+class EngineLog(logging.Handler):
+    """Records what dhcp-engine's driver logs (the `engine_log` fixture installs it)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def events(self, level: int = logging.DEBUG) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (r.getMessage(), dict(getattr(r, "fields", {})))
+            for r in self.records
+            if r.levelno >= level
+        ]

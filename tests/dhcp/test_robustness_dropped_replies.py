@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from ipaddress import IPv4Address
 from typing import Any
 
-import pytest
 from engine_helpers import (
     OTHER_SERVER_IP,
     SERVER_IP,
     DhcpOut,
+    EngineLog,
     Scenario,
     config,
     decode_sent,
@@ -124,37 +123,7 @@ class _Link:
         return _Sent()
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def events(self, level: int = logging.DEBUG) -> list[tuple[str, dict[str, Any]]]:
-        return [
-            (r.getMessage(), dict(getattr(r, "fields", {})))
-            for r in self.records
-            if r.levelno >= level
-        ]
-
-
-@pytest.fixture
-def engine_log() -> Iterator[_Records]:
-    logger = logging.getLogger("privsep.services.dhcp._proc_engine")
-    handler = _Records()
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-
-
-def test_dhcp_engine_logs_a_dropped_reply_at_info_once(engine_log: _Records) -> None:
+def test_dhcp_engine_logs_a_dropped_reply_at_info_once(engine_log: EngineLog) -> None:
     s = Scenario(config())
     link = _Link()
     driver = Driver(s.client, link, None, {"interface": "eth0"}, fresh=False)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from ipaddress import IPv4Address as A
 from ipaddress import IPv4Network as N
 from typing import Any
 
 import pytest
-from engine_helpers import make_lease
+from engine_helpers import EngineLog, make_lease
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -250,26 +249,6 @@ def test_whatever_the_lease_holds_the_actuator_takes_what_the_engine_sends(
 # -- dhcp-engine logs what it left out -----------------------------------------------------
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def engine_log() -> Iterator[_Records]:
-    logger = logging.getLogger("privsep.services.dhcp._proc_engine")
-    handler = _Records()
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-
-
 class _Actuator:
     def __init__(self) -> None:
         self.applied: list[dict[str, Any]] = []
@@ -278,7 +257,7 @@ class _Actuator:
         self.applied.append(config)
 
 
-def test_dhcp_engine_warns_dns_dropped_and_applies_the_rest(engine_log: _Records) -> None:
+def test_dhcp_engine_warns_dns_dropped_and_applies_the_rest(engine_log: EngineLog) -> None:
     lease = make_lease(dns=(A("10.99.0.1"), A("127.0.0.1")))
     actuator = _Actuator()
     driver = Driver(None, None, actuator, {"interface": "eth0"}, fresh=False)  # type: ignore[arg-type]
