@@ -8,7 +8,9 @@ it, and never keep the caller's pipes open (a caller that captures output would 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -122,3 +124,26 @@ def test_background_with_a_bad_pidfile_fails_in_the_foreground(lab: Lab, tmp_pat
     code, stderr, _ = _run_background(node, files, pidfile)
     assert code == 2
     assert stderr.strip().splitlines() == [f"error: -p {pidfile}: No such file or directory"]
+
+
+def test_sweep_removes_only_the_interface_locks_nobody_holds(tmp_path: Path) -> None:
+    # A client killed with SIGKILL runs no exit handler: its lock file stays until a
+    # sweep (`privsep lab sweep`, and every test session's start) finds it unheld.
+    from privsep._cli import _dhcp_checks
+
+    token = secrets.token_hex(4)
+    held_dir = _dhcp_checks._LOCK_DIR / f"netns-test-{token}-held"
+    stale_dir = _dhcp_checks._LOCK_DIR / f"netns-test-{token}-stale"
+    for directory in (held_dir, stale_dir):
+        directory.mkdir(parents=True)
+        (directory / "eth0.lock").touch()
+    fd = os.open(held_dir / "eth0.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        removed = _dhcp_checks.sweep_stale_locks()
+        assert stale_dir in removed and not stale_dir.exists()
+        assert held_dir not in removed and (held_dir / "eth0.lock").exists()
+    finally:
+        os.close(fd)
+        (held_dir / "eth0.lock").unlink(missing_ok=True)
+        held_dir.rmdir()

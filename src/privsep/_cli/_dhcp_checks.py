@@ -118,3 +118,23 @@ def _unlock(path: Path, fd: int) -> None:
     os.close(fd)
     with contextlib.suppress(OSError):
         path.parent.rmdir()  # the namespace's directory, if no other lock is in it
+
+
+def sweep_stale_locks() -> list[Path]:
+    """Remove the interface locks no client holds (left by one killed with SIGKILL,
+    which runs no exit handler); returns their directories. A client that opened such
+    a file just now sees it was removed (`lock_interface`'s inode check) and retries."""
+    removed = []
+    for path in sorted(_LOCK_DIR.glob("*/*.lock")):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # held: a client runs
+            continue
+        _unlock(path, fd)
+        removed.append(path.parent)
+    return removed
