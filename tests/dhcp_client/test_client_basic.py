@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -468,9 +469,14 @@ def test_the_interface_lock_follows_the_namespace_not_its_name(lab: Lab, tmp_pat
     client = lab.add_client("c1")
     files = make_files(tmp_path)
     alias = f"{client.netns}-alias"
-    holder = client.popen(["sleep", "60"])
-    subprocess.run(["ip", "netns", "attach", alias, str(holder.pid)], check=True)
+    # A second name by bind mount, as `ip netns attach` makes one, but from the
+    # namespace's own file: never from a process that might not have entered it yet
+    # (that alias would name the host's namespace).
+    aliased = Path("/run/netns", alias)
+    aliased.touch()
+    subprocess.run(["mount", "--bind", f"/run/netns/{client.netns}", aliased], check=True)
     try:
+        assert aliased.stat().st_ino == Path("/run/netns", client.netns).stat().st_ino
         with daemon(client, files, "--no-arp-probe") as first:
             first.wait_for(lambda e: e.get("event") == "lease-applied")
             other = Files(files.root, files.root / "state-b", files.resolv_conf)
@@ -479,7 +485,27 @@ def test_the_interface_lock_follows_the_namespace_not_its_name(lab: Lab, tmp_pat
             assert "is in use by another privsep dhcp" in second.stderr
     finally:
         subprocess.run(["ip", "netns", "delete", alias], check=False)
-        holder.kill()
+
+
+def test_under_the_test_guard_a_name_for_the_hosts_own_namespace_is_refused(
+    tmp_path: Path,
+) -> None:
+    # The pytest plugin sets PRIVSEP_REQUIRE_NETNS: `--netns` must then name another
+    # namespace than the host's, whatever it is called. (No such interface either: if
+    # the guard failed, nothing could run on the host all the same.)
+    alias = Path("/run/netns", f"privsep-hostalias-{secrets.token_hex(4)}")
+    alias.touch()
+    subprocess.run(["mount", "--bind", "/proc/self/ns/net", alias], check=True)
+    try:
+        result = privsep(
+            "dhcp", "nosuchif0", "--netns", alias.name, "--state-dir", str(tmp_path / "s")
+        )
+    finally:
+        subprocess.run(["umount", alias], check=False)
+        alias.unlink()
+    assert result.returncode == 2
+    assert "refusing to run on the host's network" in result.stderr
+    assert not (tmp_path / "s").exists()
 
 
 def test_arp_probe_checks_the_address_before_configuring_it(lab: Lab, tmp_path: Path) -> None:

@@ -28,6 +28,14 @@ def check_netns_name(name: str) -> None:
         raise CliError(f"no network namespace {name!r} (ip netns list)", code=2)
 
 
+def is_own_netns(name: str) -> bool:
+    """Whether the network namespace `name` is the one this process runs in (a name
+    attached to the host's own namespace, say)."""
+    theirs = Path("/run/netns", name).stat()
+    ours = Path("/proc/self/ns/net").stat()
+    return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
+
+
 def check_interface(netns: str, interface: str) -> None:
     """The interface exists (in `netns`, if given) and is an Ethernet one: the client
     needs a hardware address for its packets and ARP (not lo, not a tun device)."""

@@ -377,6 +377,12 @@ def _client(argv: list[str]) -> int:
         raise CliError(f"refusing to run on the host's network: {REQUIRE_NETNS_ENV} is set", code=2)
     if opts.netns:
         _dhcp_checks.check_netns_name(opts.netns)
+        if os.environ.get(REQUIRE_NETNS_ENV) and _dhcp_checks.is_own_netns(opts.netns):
+            raise CliError(
+                f"refusing to run on the host's network: --netns {opts.netns} is this "
+                f"process's own namespace and {REQUIRE_NETNS_ENV} is set",
+                code=2,
+            )
     _dhcp_checks.check_interface(opts.netns, interface)
     params = _parameters(opts, interface)
     _check_config(params)
