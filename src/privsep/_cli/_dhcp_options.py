@@ -38,6 +38,8 @@ from collections.abc import Iterable
 from typing import Final
 
 from privsep._cli import CliError
+from privsep.services.dhcp._udhcpc_table import UDHCPC_OPTIONS
+from privsep.services.dhcp._udhcpc_table import Kind as UdhcpcKind
 
 
 class Kind(enum.Enum):
@@ -61,49 +63,36 @@ class Kind(enum.Enum):
 
 _K = Kind
 
-# udhcpc's table (dhcp_optflags and dhcp_option_strings, busybox 1.35): code -> (name, type).
-OPTIONS: Final[dict[int, tuple[str, Kind]]] = {
-    1: ("subnet", _K.IP),
-    2: ("timezone", _K.S32),
-    3: ("router", _K.IP_LIST),
-    4: ("timesrv", _K.IP_LIST),  # 4, 5, 7: commented out in udhcpc's table; RFC 2132's type
+# udhcpc's table (`_udhcpc_table`, shared with the hook variables), typed for writing:
+# the hooks print every address alike, -x must know which options take a list
+# (udhcpc's OPTION_LIST flag: a second -x adds to the first).
+_LIST_CODES: Final = frozenset({3, 6, 9, 41, 42, 44})
+# 4, 5, 7 are commented out of udhcpc's table (its hooks show them as optNNN); -x takes
+# them by name, typed as RFC 2132 does.
+_RFC_ONLY: Final = {
+    4: ("timesrv", _K.IP_LIST),
     5: ("namesrv", _K.IP_LIST),
-    6: ("dns", _K.IP_LIST),
     7: ("logsrv", _K.IP_LIST),
-    9: ("lprsrv", _K.IP_LIST),
-    12: ("hostname", _K.STRING_HOST),
-    13: ("bootsize", _K.U16),
-    15: ("domain", _K.STRING_HOST),
-    16: ("swapsrv", _K.IP),
-    17: ("rootpath", _K.STRING),
-    23: ("ipttl", _K.U8),
-    26: ("mtu", _K.U16),
-    28: ("broadcast", _K.IP),
-    33: ("routes", _K.IP_PAIRS),
-    40: ("nisdomain", _K.STRING_HOST),
-    41: ("nissrv", _K.IP_LIST),
-    42: ("ntpsrv", _K.IP_LIST),
-    44: ("wins", _K.IP_LIST),
-    51: ("lease", _K.U32),
-    54: ("serverid", _K.IP),
-    56: ("message", _K.STRING),
-    60: ("vendor", _K.STRING),
-    66: ("tftp", _K.STRING_HOST),
-    67: ("bootfile", _K.STRING),
-    100: ("tzstr", _K.STRING),
-    101: ("tzdbstr", _K.STRING),
-    119: ("search", _K.DNS_STRING),
-    120: ("sipsrv", _K.SIP_SERVERS),
-    121: ("staticroutes", _K.STATIC_ROUTES),
-    132: ("vlanid", _K.U16),
-    133: ("vlanpriority", _K.U8),
-    209: ("pxeconffile", _K.STRING),
-    210: ("pxepathprefix", _K.STRING),
-    211: ("reboottime", _K.U32),
-    212: ("ip6rd", _K.SIXRD),
-    249: ("msstaticroutes", _K.STATIC_ROUTES),
-    252: ("wpad", _K.STRING),
 }
+
+
+def _writing_kind(code: int, kind: UdhcpcKind) -> Kind:
+    if kind is UdhcpcKind.IP:
+        return _K.IP_LIST if code in _LIST_CODES else _K.IP
+    if kind is UdhcpcKind.IP_PAIR:
+        return _K.IP_PAIRS
+    return Kind[kind.name]
+
+
+# code -> (name, type), in code order.
+OPTIONS: Final[dict[int, tuple[str, Kind]]] = dict(
+    sorted(
+        {
+            **{code: (name, _writing_kind(code, k)) for code, (name, k) in UDHCPC_OPTIONS.items()},
+            **_RFC_ONLY,
+        }.items()
+    )
+)
 
 # udhcpc's option names (-O, -x) -> codes; numbers work too.
 OPTION_NAMES: Final[dict[str, int]] = {name: code for code, (name, _) in OPTIONS.items()}

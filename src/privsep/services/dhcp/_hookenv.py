@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Final
 
 from privsep._errors import PrivsepError
 from privsep.services.dhcp._options import ClasslessRoute, encode_option
+from privsep.services.dhcp._udhcpc_table import UDHCPC_OPTIONS, Kind
 
 if TYPE_CHECKING:
     from privsep.services.dhcp._lease import Lease
@@ -260,64 +261,8 @@ def facts_from_lease(lease: Lease) -> LeaseFacts:
 # -- udhcpc's formats -----------------------------------------------------------------
 
 
-class _Kind(enum.Enum):
-    IP = "ip"
-    IP_PAIR = "ip_pair"
-    STRING = "string"
-    STRING_HOST = "string_host"
-    U8 = "u8"
-    U16 = "u16"
-    U32 = "u32"
-    S32 = "s32"
-    STATIC_ROUTES = "static_routes"
-    SIXRD = "6rd"
-    DNS_STRING = "dns_string"
-    SIP_SERVERS = "sip_servers"
+_K = Kind
 
-
-_K = _Kind
-
-# udhcpc's option table (busybox 1.35 as built by Debian): code -> (name, kind).
-# Codes missing here (50, 53, 57, 58, 59, 61, ...) become optNNN.
-UDHCPC_OPTIONS: Final[dict[int, tuple[str, _Kind]]] = {
-    1: ("subnet", _K.IP),
-    2: ("timezone", _K.S32),
-    3: ("router", _K.IP),
-    6: ("dns", _K.IP),
-    9: ("lprsrv", _K.IP),
-    12: ("hostname", _K.STRING_HOST),
-    13: ("bootsize", _K.U16),
-    15: ("domain", _K.STRING_HOST),
-    16: ("swapsrv", _K.IP),
-    17: ("rootpath", _K.STRING),
-    23: ("ipttl", _K.U8),
-    26: ("mtu", _K.U16),
-    28: ("broadcast", _K.IP),
-    33: ("routes", _K.IP_PAIR),
-    40: ("nisdomain", _K.STRING_HOST),
-    41: ("nissrv", _K.IP),
-    42: ("ntpsrv", _K.IP),
-    44: ("wins", _K.IP),
-    51: ("lease", _K.U32),
-    54: ("serverid", _K.IP),
-    56: ("message", _K.STRING),
-    60: ("vendor", _K.STRING),
-    66: ("tftp", _K.STRING_HOST),
-    67: ("bootfile", _K.STRING),
-    100: ("tzstr", _K.STRING),
-    101: ("tzdbstr", _K.STRING),
-    119: ("search", _K.DNS_STRING),
-    120: ("sipsrv", _K.SIP_SERVERS),
-    121: ("staticroutes", _K.STATIC_ROUTES),
-    132: ("vlanid", _K.U16),
-    133: ("vlanpriority", _K.U8),
-    209: ("pxeconffile", _K.STRING),
-    210: ("pxepathprefix", _K.STRING),
-    211: ("reboottime", _K.U32),
-    212: ("ip6rd", _K.SIXRD),
-    249: ("msstaticroutes", _K.STATIC_ROUTES),
-    252: ("wpad", _K.STRING),
-}
 
 _WIDTH: Final = {
     _K.IP: 4,
@@ -411,7 +356,7 @@ def _dname_list(data: bytes) -> str | None:
     return _text(bytes(out[:-1]))
 
 
-def _numbers(kind: _Kind, payload: bytes) -> str:
+def _numbers(kind: Kind, payload: bytes) -> str:
     width = _WIDTH[kind]
     items: list[str] = []
     for pos in range(0, len(payload) - width + 1, width):
@@ -443,7 +388,7 @@ def _sip_servers(payload: bytes) -> str:
     return ""
 
 
-_FORMATTERS: Final[dict[_Kind, Callable[[bytes], str]]] = {
+_FORMATTERS: Final[dict[Kind, Callable[[bytes], str]]] = {
     _K.STRING: _text,
     _K.STRING_HOST: _string_host,
     _K.STATIC_ROUTES: _static_routes,
