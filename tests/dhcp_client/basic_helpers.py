@@ -16,10 +16,11 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
 
-from privsep.testing import Node
+from privsep.testing import Lab, Node, Server
 
 PRIVSEP = Path(sys.executable).with_name("privsep")
 
@@ -144,6 +145,31 @@ def daemon(node: Node, files: Files, *args: str) -> Iterator[Daemon]:
         yield d
     finally:
         d.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """What `bound_daemon` set up: the server, the client node, its files, the running
+    `privsep dhcp` and the address it configured."""
+
+    server: Server
+    node: Node
+    files: Files
+    daemon: Daemon
+    address: IPv4Interface
+
+
+@contextlib.contextmanager
+def bound_daemon(lab: Lab, tmp_path: Path, *args: str) -> Iterator[Bound]:
+    """dnsmasq in the lab and `privsep dhcp --no-arp-probe ARGS` in daemon mode on a new
+    node `c1`, from the moment its lease is applied."""
+    server = lab.start_server("dnsmasq", lab.server_config())
+    node = lab.add_client("c1")
+    files = make_files(tmp_path)
+    with daemon(node, files, "--no-arp-probe", *args) as d:
+        d.wait_for(lambda e: e.get("event") == "lease-applied")
+        (address,) = node.addresses()
+        yield Bound(server, node, files, d, address)
 
 
 def write_hook(files: Files) -> Path:

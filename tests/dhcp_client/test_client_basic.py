@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from basic_helpers import (
     Files,
+    bound_daemon,
     client_argv,
     daemon,
     events,
@@ -132,12 +133,8 @@ def test_a_process_that_ends_cleanly_on_a_stray_sigterm_is_started_again(
     lab: Lab, tmp_path: Path
 ) -> None:
     # Exit status 0 is no reason to run on without an actuator (or resolv, or hook).
-    lab.start_server("dnsmasq", lab.server_config())
-    client = lab.add_client("c1")
-    files = make_files(tmp_path)
-    with daemon(client, files, "--no-arp-probe") as d:
-        d.wait_for(lambda e: e.get("event") == "lease-applied")
-        (address,) = client.addresses()
+    with bound_daemon(lab, tmp_path) as b:
+        client, d, address = b.node, b.daemon, b.address
         starts = [e for e in events(d.text) if e.get("event") == "start"]
         actuator = [e for e in starts if e["child"] == "dhcp-actuator"][-1]
         os.kill(actuator["pid"], signal.SIGTERM)
@@ -153,12 +150,8 @@ def test_a_process_that_ends_cleanly_on_a_stray_sigterm_is_started_again(
 
 
 def test_kill_9_of_any_process_never_drops_the_address(lab: Lab, tmp_path: Path) -> None:
-    lab.start_server("dnsmasq", lab.server_config())
-    client = lab.add_client("c1")
-    files = make_files(tmp_path)
-    with daemon(client, files, "--no-arp-probe") as d:
-        d.wait_for(lambda e: e.get("event") == "lease-applied")
-        (address,) = client.addresses()
+    with bound_daemon(lab, tmp_path) as b:
+        client, d, address = b.node, b.daemon, b.address
         for victim in ("dhcp-engine", "dhcp-actuator", "dhcp-network"):
             logged = events(d.text)
             pid = [e for e in logged if e.get("event") == "start" and e["child"] == victim][-1]
@@ -199,13 +192,9 @@ def test_daemon_renews_a_short_kea_lease_and_keeps_the_address_on_sigterm(
 def test_release_on_exit_is_seen_by_the_server_and_removes_the_address(
     lab: Lab, tmp_path: Path, stop: signal.Signals
 ) -> None:
-    server = lab.start_server("dnsmasq", lab.server_config())
-    client = lab.add_client("c1")
-    files = make_files(tmp_path)
-    capture = lab.capture()
-    with daemon(client, files, "--no-arp-probe", "-R") as d:
-        d.wait_for(lambda e: e.get("event") == "lease-applied")
-        (address,) = client.addresses()
+    with bound_daemon(lab, tmp_path, "-R") as b:
+        server, client, files, d, address = b.server, b.node, b.files, b.daemon, b.address
+        capture = lab.capture()  # the RELEASE comes at the stop
         assert [lease.address for lease in server.leases()] == [address.ip]
         d.proc.send_signal(stop)  # SIGHUP: the terminal went away; a clean stop all the same
         assert d.stop() == 0
@@ -421,12 +410,8 @@ def test_an_unusable_state_dir_exits_2_with_one_line(
 
 
 def test_a_second_client_on_the_same_state_dir_is_refused(lab: Lab, tmp_path: Path) -> None:
-    lab.start_server("dnsmasq", lab.server_config())
-    client = lab.add_client("c1")
-    files = make_files(tmp_path)
-    with daemon(client, files, "--no-arp-probe") as first:
-        first.wait_for(lambda e: e.get("event") == "lease-applied")
-        (address,) = client.addresses()
+    with bound_daemon(lab, tmp_path) as b:
+        client, files, first, address = b.node, b.files, b.daemon, b.address
         second = run_client(client, files, "-q", "--no-arp-probe")
         assert second.returncode == 2
         # The interface's lock answers first; the state dir's would, for another one.
@@ -465,26 +450,23 @@ def test_an_unusable_interface_exits_2_at_once(
 
 def test_the_interface_lock_follows_the_namespace_not_its_name(lab: Lab, tmp_path: Path) -> None:
     # `ip netns attach` can give one namespace a second name: still one client.
-    lab.start_server("dnsmasq", lab.server_config())
-    client = lab.add_client("c1")
-    files = make_files(tmp_path)
-    alias = f"{client.netns}-alias"
-    # A second name by bind mount, as `ip netns attach` makes one, but from the
-    # namespace's own file: never from a process that might not have entered it yet
-    # (that alias would name the host's namespace).
-    aliased = Path("/run/netns", alias)
-    aliased.touch()
-    subprocess.run(["mount", "--bind", f"/run/netns/{client.netns}", aliased], check=True)
-    try:
-        assert aliased.stat().st_ino == Path("/run/netns", client.netns).stat().st_ino
-        with daemon(client, files, "--no-arp-probe") as first:
-            first.wait_for(lambda e: e.get("event") == "lease-applied")
+    with bound_daemon(lab, tmp_path) as b:
+        client, files = b.node, b.files
+        alias = f"{client.netns}-alias"
+        # A second name by bind mount, as `ip netns attach` makes one, but from the
+        # namespace's own file: never from a process that might not have entered it yet
+        # (that alias would name the host's namespace).
+        aliased = Path("/run/netns", alias)
+        aliased.touch()
+        subprocess.run(["mount", "--bind", f"/run/netns/{client.netns}", aliased], check=True)
+        try:
+            assert aliased.stat().st_ino == Path("/run/netns", client.netns).stat().st_ino
             other = Files(files.root, files.root / "state-b", files.resolv_conf)
             second = privsep(*client_argv(client, other, "-q")[1:], "--netns", alias)
             assert second.returncode == 2, second.stderr[-2000:]
             assert "is in use by another privsep dhcp" in second.stderr
-    finally:
-        subprocess.run(["ip", "netns", "delete", alias], check=False)
+        finally:
+            subprocess.run(["ip", "netns", "delete", alias], check=False)
 
 
 def test_under_the_test_guard_a_name_for_the_hosts_own_namespace_is_refused(
@@ -526,12 +508,8 @@ def test_arp_probe_checks_the_address_before_configuring_it(lab: Lab, tmp_path: 
 
 
 def test_sigusr2_releases_and_sigusr1_leases_again_as_udhcpc(lab: Lab, tmp_path: Path) -> None:
-    server = lab.start_server("dnsmasq", lab.server_config())
-    client = lab.add_client("c1")
-    files = make_files(tmp_path)
-    with daemon(client, files, "--no-arp-probe") as d:
-        d.wait_for(lambda e: e.get("event") == "lease-applied")
-        (address,) = client.addresses()
+    with bound_daemon(lab, tmp_path) as b:
+        server, client, d, address = b.server, b.node, b.daemon, b.address
         d.proc.send_signal(signal.SIGUSR1)  # renew now: the lease is extended in place
         d.wait_for(lambda e: e.get("event") == "lease" and e.get("hook") == "renew")
         assert client.addresses() == (address,)
