@@ -350,7 +350,8 @@ FLOOR_COMMANDS: dict[str, list[str]] = {
 
 def compile_bytecode(privsep: str) -> None:
     """Write privsep's bytecode before measuring: with PYTHONDONTWRITEBYTECODE set (or a
-    read-only tree) stale .pyc files would be recompiled at every start, ~20 ms."""
+    read-only tree) stale .pyc files would be recompiled at every start (23 modules,
+    27 ms under cProfile here)."""
     python = Path(privsep).with_name("python")
     if python.exists():
         code = (
