@@ -210,15 +210,3 @@ def test_client_refuses_the_host_network_under_the_test_guard() -> None:
     assert result.stderr == (
         "error: refusing to run on the host's network: PRIVSEP_REQUIRE_NETNS is set\n"
     )
-
-
-def test_cli_option_names_match_the_hook_table() -> None:
-    # `-O NAME`/`-x NAME:VAL` resolve names by a table of their own (kept out of the
-    # hook module so the CLI starts fast); it must agree with the names hooks export.
-    from privsep._cli._dhcp_cmd import _STRING_OPTIONS, OPTION_NAMES
-    from privsep.services.dhcp._hookenv import UDHCPC_OPTIONS
-
-    hook_names = {name: code for code, (name, _) in UDHCPC_OPTIONS.items()}
-    assert {k: v for k, v in OPTION_NAMES.items() if k in hook_names} == hook_names
-    strings = {c for c, (_, kind) in UDHCPC_OPTIONS.items() if kind.name.startswith("STRING")}
-    assert strings == _STRING_OPTIONS

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from privsep._cli import CliError, _dhcp_checks
-from privsep._cli._dhcp_options import OPTION_NAMES, option_code, parse_extra  # noqa: F401
-from privsep._cli._dhcp_options import STRING_OPTIONS as _STRING_OPTIONS  # noqa: F401
+from privsep._cli._dhcp_options import option_code, parse_extra
 
 _USAGE = (
     "privsep dhcp IFACE [options]  (or -i IFACE)\n"
